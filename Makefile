@@ -1,0 +1,39 @@
+# Two targets are all a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo
+PRESET ?= demo
+NPROCS ?= 2
+
+.PHONY: demo test venv lint bench clean
+
+$(BIN)/lesionqsm: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/lesionqsm
+
+demo: venv
+	$(BIN)/lesionqsm synth $(DEMO_DIR)/bids --preset $(PRESET) --seed 0
+	$(BIN)/lesionqsm $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
+		-w $(DEMO_DIR)/work --nprocs $(NPROCS) --skip-bids-validation
+	$(BIN)/lesionqsm $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group
+	@echo
+	@echo "Demo cohort:        $(DEMO_DIR)/bids"
+	@echo "Ground truth:       $(DEMO_DIR)/bids/derivatives/groundtruth"
+	@echo "Pipeline outputs:   $(DEMO_DIR)/derivatives  (per subject: sub-*/; group model: group/)"
+
+test: venv
+	$(BIN)/python -m pytest -ra --durations=15 -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check lesionqsm tests benchmarks
+
+bench: venv
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

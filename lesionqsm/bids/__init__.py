@@ -1,0 +1,1 @@
+"""BIDS input discovery and derivatives writing."""

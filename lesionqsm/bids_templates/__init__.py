@@ -1,0 +1,1 @@
+"""Path patterns and JSON templates of every derivative file lesionqsm writes."""

@@ -1,0 +1,1 @@
+"""nipype interfaces: thin wrappers around lesionqsm.qsm and lesionqsm.stats."""

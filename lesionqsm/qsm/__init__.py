@@ -1,0 +1,1 @@
+"""Numerical QSM core: pure numpy/scipy, no nipype, no file I/O."""

@@ -1,0 +1,1 @@
+"""Statistics of lesion trajectories: pure numpy/scipy/statsmodels, no nipype."""

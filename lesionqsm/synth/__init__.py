@@ -1,0 +1,1 @@
+"""Synthetic longitudinal MS cohort made from MR physics."""
