@@ -1,0 +1,260 @@
+"""Per-lesion, per-visit statistics: lesion age, χ relative to NAWM, and FLAIR volume."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from ..bids.images import ImageError, atomic_write_text, check_same_grid, load_image
+from ..qsm import roi
+
+ALGORITHM_VERSION = '1'
+DAYS_PER_YEAR = 365.25
+
+#: Column order and data dictionary of the per-subject lesion table.
+LESION_TABLE_COLUMNS = {
+    'participant_id': 'Participant label, sub-<label>.',
+    'lesion_id': 'Lesion identifier from the annotation table (unique within a participant).',
+    'session_id': 'Visit, ses-<label>.',
+    'acq_time': 'Acquisition date and time of the visit (ISO 8601).',
+    'detected_session': 'Visit at which the lesion was first seen enhancing.',
+    'lesion_age_years': 'Years since detection: (acq_time - detection acq_time) / 365.25 d.',
+    'rim': 'Paramagnetic rim on QSM: positive, negative or n/a (from the annotations).',
+    'enhancement': 'Enhancement pattern at detection: nodular, shell or n/a.',
+    'chi_lesion_ppb': 'Mean susceptibility in the lesion ROI drawn at detection, in baseline '
+                      'GRE space, ppb.',
+    'chi_nawm_ppb': 'Median susceptibility in a normal-appearing white-matter shell around the '
+                    'lesion (other lesions and CSF excluded), ppb.',
+    'chi_rel_ppb': 'chi_lesion_ppb - chi_nawm_ppb, ppb.',
+    'volume_mm3': "Lesion volume on this visit's own FLAIR ROI, mm^3 (0 if it vanished).",
+    'baseline_volume_mm3': 'Lesion volume at the detection visit, mm^3.',
+    'volume_change_mm3': 'volume_mm3 - baseline_volume_mm3, mm^3.',
+    'n_voxels': 'Number of GRE voxels in the lesion ROI (baseline space).',
+    'status': "'ok', or why a value is missing.",
+}
+_UNITS = {'lesion_age_years': 'year', 'chi_lesion_ppb': 'ppb', 'chi_nawm_ppb': 'ppb',
+          'chi_rel_ppb': 'ppb', 'volume_mm3': 'mm^3', 'baseline_volume_mm3': 'mm^3',
+          'volume_change_mm3': 'mm^3'}
+
+
+def lesion_table_dictionary():
+    """BIDS-style JSON data dictionary of the lesion table."""
+    out = {}
+    for column, description in LESION_TABLE_COLUMNS.items():
+        entry = {'Description': description}
+        if column in _UNITS:
+            entry['Units'] = _UNITS[column]
+        out[column] = entry
+    out['rim']['Levels'] = {'positive': 'rim+', 'negative': 'rim-', 'n/a': 'not classified'}
+    return out
+
+
+class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
+    participant_id = traits.Str(mandatory=True, desc='sub-<label>')
+    session_ids = traits.List(traits.Str, mandatory=True, desc='visits, ordered by acq_time')
+    acq_times = traits.List(traits.Str, mandatory=True, desc='ISO 8601 acq_time per visit')
+    chi_files = traits.List(traits.Str, mandatory=True,
+                            desc="χ (ppm) per visit in baseline GRE space; '' if none")
+    roi_files = traits.List(traits.Str, mandatory=True,
+                            desc="lesion label map per visit in baseline GRE space; '' if none")
+    flair_dseg_files = traits.List(traits.Str, mandatory=True,
+                                   desc="lesion label map per visit on its FLAIR; '' if none")
+    lesions_tsv = File(exists=True, mandatory=True, desc='annotation table (lesions.tsv)')
+    brain_mask = File(exists=True, mandatory=True, desc='baseline brain mask')
+    csf_mask = File(exists=True, desc='baseline CSF mask, excluded from NAWM')
+    vein_mask = File(exists=True, desc='central-vein voxels to drop from lesion ROIs')
+    nawm_inner_mm = traits.Float(1.0, usedefault=True, desc='NAWM shell inner distance, mm')
+    nawm_outer_mm = traits.Float(5.0, usedefault=True, desc='NAWM shell outer distance, mm')
+    algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True, desc='reruns caches')
+
+
+class _LesionStatisticsOutputSpec(TraitedSpec):
+    out_table = File(exists=True, desc='lesion x visit table (TSV)')
+    out_dictionary = File(exists=True, desc='JSON data dictionary of out_table')
+
+
+def _parse_time(text, where):
+    try:
+        return datetime.fromisoformat(str(text).replace('Z', '+00:00'))
+    except ValueError as exc:
+        raise ValueError(f'{where}: unparsable acq_time {text!r}') from exc
+
+
+def _strip(label, prefix):
+    label = str(label)
+    return label[len(prefix):] if label.startswith(prefix) else label
+
+
+class LesionStatistics(SimpleInterface):
+    """Measure every annotated lesion at every visit at or after its detection."""
+
+    input_spec = _LesionStatisticsInputSpec
+    output_spec = _LesionStatisticsOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        sessions = [_strip(s, 'ses-') for s in inputs.session_ids]
+        times = {s: _parse_time(t, f'{inputs.participant_id} ses-{s}')
+                 for s, t in zip(sessions, inputs.acq_times, strict=True)}
+        lesions = pd.read_csv(inputs.lesions_tsv, sep='\t', dtype=str, keep_default_na=False)
+        for column in ('lesion_id', 'detected_session'):
+            if column not in lesions.columns:
+                raise ValueError(f'{inputs.lesions_tsv}: column {column!r} is missing')
+
+        brain_img = load_image(inputs.brain_mask, ndim=3)
+        brain = np.asanyarray(brain_img.dataobj) > 0
+        voxel_size = tuple(float(v) for v in brain_img.header.get_zooms()[:3])
+        exclude = np.zeros_like(brain)
+        if isdefined(inputs.csf_mask):
+            exclude |= self._mask_on(inputs.csf_mask, brain_img, inputs.brain_mask)
+        veins = None
+        if isdefined(inputs.vein_mask):
+            veins = self._mask_on(inputs.vein_mask, brain_img, inputs.brain_mask)
+            exclude |= veins
+
+        roi_maps = {}
+        for session, path in zip(sessions, inputs.roi_files, strict=True):
+            if path:
+                img = load_image(path, ndim=3)
+                check_same_grid(img, path, brain_img, inputs.brain_mask)
+                roi_maps[session] = np.rint(np.asanyarray(img.dataobj)).astype(np.int32)
+        for labels in roi_maps.values():
+            exclude |= labels > 0
+
+        volumes = {}
+        for session, path in zip(sessions, inputs.flair_dseg_files, strict=True):
+            if path:
+                img = load_image(path, ndim=3)
+                volumes[session] = roi.label_volumes_mm3(
+                    np.rint(np.asanyarray(img.dataobj)), img.header.get_zooms()[:3])
+
+        chi_maps = {}
+        for session, path in zip(sessions, inputs.chi_files, strict=True):
+            if path:
+                img = load_image(path, ndim=3)
+                check_same_grid(img, path, brain_img, inputs.brain_mask)
+                chi_maps[session] = img.get_fdata(dtype=np.float32)
+
+        rows = []
+        for _, lesion in lesions.iterrows():
+            rows.extend(self._measure_lesion(lesion, sessions, times, roi_maps, chi_maps,
+                                             volumes, brain, exclude, veins, voxel_size))
+        table = pd.DataFrame(rows, columns=list(LESION_TABLE_COLUMNS))
+        out_table = Path(runtime.cwd) / f'{inputs.participant_id}_lesions.tsv'
+        atomic_write_text(out_table, table.to_csv(sep='\t', index=False, na_rep='n/a',
+                                                  float_format='%.6g'))
+        out_json = out_table.with_suffix('.json')
+        atomic_write_text(out_json, json.dumps(lesion_table_dictionary(), indent=2))
+        self._results['out_table'] = str(out_table)
+        self._results['out_dictionary'] = str(out_json)
+        return runtime
+
+    @staticmethod
+    def _mask_on(path, reference_img, reference_path):
+        img = load_image(path, ndim=3)
+        check_same_grid(img, path, reference_img, reference_path)
+        return np.asanyarray(img.dataobj) > 0
+
+    def _measure_lesion(self, lesion, sessions, times, roi_maps, chi_maps, volumes, brain,
+                        exclude, veins, voxel_size):
+        inputs = self.inputs
+        lesion_id = str(lesion['lesion_id'])
+        detected = _strip(lesion['detected_session'], 'ses-')
+        if detected not in times:
+            raise ValueError(f'{inputs.lesions_tsv}: lesion {lesion_id} was detected at '
+                             f'ses-{detected}, which is not a visit of {inputs.participant_id}')
+        try:
+            label = int(float(lesion_id))
+        except ValueError as exc:
+            raise ValueError(f'{inputs.lesions_tsv}: lesion_id {lesion_id!r} is not the '
+                             'integer used in the label maps') from exc
+        roi_mask = None
+        status_roi = 'ok'
+        if detected not in roi_maps:
+            status_roi = f'no lesion label map at the detection visit ses-{detected}'
+        else:
+            roi_mask = roi_maps[detected] == label
+            if not roi_mask.any():
+                status_roi = f'lesion {label} absent from the label map of ses-{detected}'
+                roi_mask = None
+        shell = None
+        if roi_mask is not None:
+            shell = roi.nawm_shell(roi_mask, exclude=exclude, brain_mask=brain,
+                                   voxel_size=voxel_size, inner_mm=inputs.nawm_inner_mm,
+                                   outer_mm=inputs.nawm_outer_mm)
+        baseline_volume = volumes.get(detected, {}).get(label, np.nan) \
+            if detected in volumes else np.nan
+        rows = []
+        for session in sessions:
+            age_days = (times[session] - times[detected]).total_seconds() / 86400.0
+            if age_days < 0:
+                continue  # the lesion did not exist yet
+            status = status_roi
+            stats = {'chi_lesion_ppb': np.nan, 'chi_nawm_ppb': np.nan, 'chi_rel_ppb': np.nan,
+                     'n_voxels': 0}
+            if session not in chi_maps:
+                status = 'no QSM at this visit' if status == 'ok' else status
+            elif roi_mask is not None:
+                stats = roi.lesion_chi_statistics(chi_maps[session], roi_mask, shell,
+                                                  vein_mask=veins)
+            if session in volumes:
+                volume = volumes[session].get(label, 0.0)
+            else:
+                volume = np.nan
+                if status == 'ok':
+                    status = 'no FLAIR lesion map at this visit'
+            rows.append({
+                'participant_id': inputs.participant_id,
+                'lesion_id': lesion_id,
+                'session_id': f'ses-{session}',
+                'acq_time': times[session].isoformat(),
+                'detected_session': f'ses-{detected}',
+                'lesion_age_years': age_days / DAYS_PER_YEAR,
+                'rim': lesion.get('rim', 'n/a') or 'n/a',
+                'enhancement': lesion.get('enhancement', 'n/a') or 'n/a',
+                'chi_lesion_ppb': stats['chi_lesion_ppb'],
+                'chi_nawm_ppb': stats['chi_nawm_ppb'],
+                'chi_rel_ppb': stats['chi_rel_ppb'],
+                'volume_mm3': volume,
+                'baseline_volume_mm3': baseline_volume,
+                'volume_change_mm3': volume - baseline_volume,
+                'n_voxels': stats['n_voxels'],
+                'status': status,
+            })
+        return rows
+
+
+class _IdentityTransformInputSpec(BaseInterfaceInputSpec):
+    reference = File(exists=True, mandatory=True, desc='image the identity transform maps to')
+
+
+class _IdentityTransformOutputSpec(TraitedSpec):
+    out_matrix_file = File(exists=True, desc='4x4 identity in FSL convention')
+
+
+class IdentityTransform(SimpleInterface):
+    """Write the identity FSL matrix (the baseline visit's transform to itself)."""
+
+    input_spec = _IdentityTransformInputSpec
+    output_spec = _IdentityTransformOutputSpec
+
+    def _run_interface(self, runtime):
+        nb.load(self.inputs.reference)  # the reference must exist and be readable
+        out = Path(runtime.cwd) / 'identity.mat'
+        np.savetxt(out, np.eye(4), fmt='%.10f')
+        self._results['out_matrix_file'] = str(out)
+        return runtime
+
+
+__all__ = ['LesionStatistics', 'IdentityTransform', 'lesion_table_dictionary', 'ImageError']
