@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..bids.images import ImageError, atomic_write_text, check_same_grid, load_image
+from ..bids.images import atomic_write_text, check_same_grid, load_image
 from ..qsm import roi
 
 ALGORITHM_VERSION = '1'
@@ -257,4 +257,35 @@ class IdentityTransform(SimpleInterface):
         return runtime
 
 
-__all__ = ['LesionStatistics', 'IdentityTransform', 'lesion_table_dictionary', 'ImageError']
+
+class _LesionTableSinkInputSpec(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True, desc='BIDS derivatives folder')
+    subject = traits.Str(mandatory=True, desc='participant label without sub-')
+    in_table = File(exists=True, mandatory=True, desc='lesion table TSV')
+    in_dictionary = File(exists=True, mandatory=True, desc='its JSON data dictionary')
+
+
+class _LesionTableSinkOutputSpec(TraitedSpec):
+    out_table = File(exists=True, desc='sub-<label>/sub-<label>_lesions.tsv in output_dir')
+    out_dictionary = File(exists=True, desc='its JSON data dictionary')
+
+
+def lesion_table_path(output_dir, subject):
+    """Where the per-subject lesion table lives in the derivatives (the group level reads it)."""
+    return Path(output_dir) / f'sub-{subject}' / f'sub-{subject}_lesions.tsv'
+
+
+class LesionTableSink(SimpleInterface):
+    """Copy the lesion table and its dictionary into the derivatives, atomically."""
+
+    input_spec = _LesionTableSinkInputSpec
+    output_spec = _LesionTableSinkOutputSpec
+
+    def _run_interface(self, runtime):
+        table = lesion_table_path(self.inputs.output_dir, self.inputs.subject)
+        atomic_write_text(table, Path(self.inputs.in_table).read_text())
+        dictionary = table.with_suffix('.json')
+        atomic_write_text(dictionary, Path(self.inputs.in_dictionary).read_text())
+        self._results['out_table'] = str(table)
+        self._results['out_dictionary'] = str(dictionary)
+        return runtime

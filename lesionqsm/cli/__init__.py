@@ -1,0 +1,90 @@
+"""Command-line entry point: ``lesionqsm bids_dir output_dir {participant,group}``.
+
+``lesionqsm synth OUT --preset demo`` writes the synthetic demo cohort instead.
+Exit codes: 0 success; 1 a subject (or the group model) failed; 2 bad command line or input.
+"""
+
+import logging
+import sys
+
+LOGGER = logging.getLogger('lesionqsm')
+
+
+def main(argv=None):
+    """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == 'synth':
+        from ..synth.cli import main as synth_main
+
+        return synth_main(argv[1:])
+
+    from .parser import ConfigError, build_parser, load_config
+
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    try:
+        config = load_config(opts.config)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    opts.output_dir = opts.output_dir.expanduser().absolute()
+    if opts.output_dir == opts.bids_dir:
+        parser.error('output_dir must differ from bids_dir')
+    try:
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        probe = opts.output_dir / '.lesionqsm_write_test'
+        probe.write_text('')
+        probe.unlink()
+    except OSError as exc:
+        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
+              file=sys.stderr)
+        return 2
+    if opts.work_dir is None:
+        opts.work_dir = opts.output_dir.parent / f'{opts.output_dir.name}_work'
+    opts.work_dir = opts.work_dir.expanduser().absolute()
+
+    from .run import run_participant, setup_logging
+
+    log_file = setup_logging(opts.output_dir, opts.analysis_level)
+    LOGGER.info('lesionqsm %s level; log: %s', opts.analysis_level, log_file)
+    try:
+        if not opts.skip_bids_validation:
+            code = validate_input(opts.bids_dir)
+            if code:
+                return code
+        if opts.analysis_level == 'participant':
+            if opts.plugin.startswith('SLURM') and opts.slurm_mode == 'per-subject':
+                from .coarse import run_per_subject
+
+                return run_per_subject(opts, argv)
+            return run_participant(opts, config)
+        return run_group(opts, config)
+    except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
+        LOGGER.error('%s', exc)
+        return 2
+
+
+def validate_input(bids_dir):
+    """Run the official BIDS validator on the input; 2 if it finds errors."""
+    from ..bids.validator import run_bids_validator
+
+    result = run_bids_validator(bids_dir)
+    if result.errors:
+        for error in result.errors[:20]:
+            LOGGER.error('BIDS validator: %s', error)
+        LOGGER.error('%s is not valid BIDS (%d errors); fix it or use --skip-bids-validation',
+                     bids_dir, len(result.errors))
+        return 2
+    return 0
+
+
+def run_group(opts, config):
+    """Fit the growth-curve model on every subject's lesion table."""
+    from ..workflows.group import run_group_level
+
+    options = dict(config.get('group', {}))
+    options.setdefault('degree', opts.poly_degree)
+    options.setdefault('covariates', opts.covariates)
+    written = run_group_level(opts.output_dir, opts.bids_dir, **options)
+    for kind, path in written.items():
+        LOGGER.info('group %s: %s', kind, path)
+    return 0

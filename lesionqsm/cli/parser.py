@@ -1,0 +1,162 @@
+"""The BIDS-App command line: ``lesionqsm bids_dir output_dir {participant,group}``."""
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import __version__
+
+
+class ConfigError(ValueError):
+    """The --config file is unreadable or names an unknown parameter."""
+
+
+def _existing_dir(value):
+    path = Path(value).expanduser().absolute()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f'{value}: no such directory')
+    return path
+
+
+def _existing_file(value):
+    path = Path(value).expanduser().absolute()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f'{value}: no such file')
+    return path
+
+
+def _label(prefix):
+    def strip(value):
+        return value[len(prefix):] if value.startswith(prefix) else value
+
+    return strip
+
+
+def _json_dict(value):
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f'not valid JSON: {value!r} ({exc.msg})') from exc
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f'expected a JSON object, got {value!r}')
+    return parsed
+
+
+def _positive_int(value):
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return number
+
+
+def _positive_float(value):
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f'must be > 0, got {value}')
+    return number
+
+
+def build_parser():
+    """Return the argument parser of the BIDS App."""
+    parser = argparse.ArgumentParser(
+        prog='lesionqsm',
+        description='QSM (MEDI+0) of multiple-sclerosis lesions followed over visits, and the '
+                    'lesion-age growth-curve model. Also: `lesionqsm synth OUT` makes a '
+                    'synthetic cohort.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('bids_dir', type=_existing_dir, help='the raw BIDS dataset')
+    parser.add_argument('output_dir', type=Path,
+                        help='where the BIDS derivatives are written (created if missing)')
+    parser.add_argument('analysis_level', choices=['participant', 'group'],
+                        help='participant: QSM and lesion tables; group: the growth-curve model')
+    parser.add_argument('--version', action='version', version=f'lesionqsm {__version__}')
+
+    selection = parser.add_argument_group('Selecting data')
+    selection.add_argument('--participant-label', '--participant_label', nargs='+',
+                           type=_label('sub-'), help='subjects to process (default: all)')
+    selection.add_argument('--session-label', nargs='+', type=_label('ses-'),
+                           help='visits to process (default: all)')
+    selection.add_argument('--lesions-dir', type=_existing_dir,
+                           help='lesion annotations (default: BIDS_DIR/derivatives/lesions)')
+    selection.add_argument('--skip-bids-validation', action='store_true',
+                           help='do not run the BIDS validator on the input')
+
+    algorithm = parser.add_argument_group('Algorithm')
+    algorithm.add_argument('--config', type=_existing_file,
+                           help='JSON file of algorithm parameters (defaults: the paper\'s)')
+    algorithm.add_argument('--registration', choices=['auto', 'flirt', 'builtin'],
+                           default='auto', help='FLIRT if on PATH (auto), or the built-in engine')
+    algorithm.add_argument('--field-strength', type=_positive_float,
+                           help='B0 in T when the sidecars lack MagneticFieldStrength')
+    algorithm.add_argument('--phase-sign', type=int, choices=[1, -1],
+                           help='-1 for scanners that store the conjugate phase')
+
+    group = parser.add_argument_group('Group model')
+    group.add_argument('--poly-degree', type=_positive_int, default=8,
+                       help='degree of the orthogonal polynomial in lesion age')
+    group.add_argument('--covariates', nargs='*',
+                       default=['baseline_volume', 'edss', 'age', 'disease_duration',
+                                'treatment_duration'],
+                       help='patient/lesion covariates of the susceptibility model')
+
+    execution = parser.add_argument_group('Execution')
+    execution.add_argument('-w', '--work-dir', type=Path,
+                           help='nipype working directory (cache; reuse it to resume)')
+    execution.add_argument('--nprocs', '--n-cpus', type=_positive_int, default=1,
+                           help='processes for MultiProc')
+    execution.add_argument('--omp-nthreads', type=_positive_int, default=1,
+                           help='threads per FFT-heavy node')
+    execution.add_argument('--mem-gb', type=_positive_float, help='memory budget in GB')
+    execution.add_argument('--plugin', default='MultiProc',
+                           choices=['Linear', 'MultiProc', 'SLURM', 'SLURMGraph'],
+                           help='nipype execution plugin')
+    execution.add_argument('--plugin-args', type=_json_dict, default=None,
+                           help='JSON object of extra nipype plugin arguments')
+    execution.add_argument('--sbatch-args', default=None,
+                           help='extra sbatch options for every SLURM job, e.g. "-p short"')
+    execution.add_argument('--slurm-mode', choices=['per-node', 'per-subject'],
+                           default='per-node',
+                           help='SLURM: one job per nipype node, or one job per subject')
+    execution.add_argument('--stop-on-first-crash', action='store_true',
+                           help='stop everything at the first failure')
+    return parser
+
+
+def load_config(path):
+    """Read a --config JSON file of algorithm parameters.
+
+    Returns
+    -------
+    dict
+        ``{'qsm': {...}, 'lesions': {...}, 'group': {...}}`` sections as given.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable JSON, or a section or parameter that does not exist (named).
+    """
+    from ..workflows.session import QSM_DEFAULTS
+
+    if path is None:
+        return {'qsm': {}, 'lesions': {}, 'group': {}}
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, group')
+    known = {'qsm': set(QSM_DEFAULTS), 'lesions': {'nawm_inner_mm', 'nawm_outer_mm'},
+             'group': None}
+    for section in config:
+        if section not in known:
+            raise ConfigError(f'{path}: unknown section {section!r} '
+                              f'(expected {", ".join(known)})')
+    for section, allowed in known.items():
+        config.setdefault(section, {})
+        if allowed is None:
+            continue
+        unknown = set(config[section]) - allowed
+        if unknown:
+            raise ConfigError(f'{path}: unknown {section} parameter(s) '
+                              f'{", ".join(sorted(unknown))}; known: {", ".join(sorted(allowed))}')
+    return config

@@ -1,0 +1,161 @@
+"""Run the participant level: build one nipype workflow over the subjects and execute it."""
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import __version__
+from .crashes import summarise_crashes
+
+LOGGER = logging.getLogger('lesionqsm')
+
+
+def setup_logging(output_dir, level):
+    """Log to the console and to ``output_dir/logs/lesionqsm_<level>_<time>.log``."""
+    log_dir = Path(output_dir) / 'logs'
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    log_file = log_dir / f'lesionqsm_{level}_{stamp}.log'
+    formatter = logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s')
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
+               for h in root.handlers):
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter('%(levelname)s: %(message)s'))
+        console.setLevel(logging.INFO)
+        root.addHandler(console)
+    return log_file
+
+
+def default_lesions_dir(bids_dir):
+    """Where the lesion annotations live unless --lesions-dir says otherwise."""
+    return Path(bids_dir) / 'derivatives' / 'lesions'
+
+
+def lesion_annotations(lesions_dir, subject):
+    """The subject's ``lesions.tsv`` annotation table, or None for a QSM-only run."""
+    path = Path(lesions_dir) / f'sub-{subject}' / f'sub-{subject}_lesions.tsv'
+    return path if path.is_file() else None
+
+
+def progress_callback(node, status):
+    """nipype status callback: one line per finished node, prefixed by subject and visit."""
+    if status not in ('end', 'exception'):
+        return
+    parts = node.fullname.split('.')
+    where = ' '.join(p.replace('_wf', '').replace('_', '-', 1) for p in parts[1:-1]
+                     if p.startswith(('sub_', 'ses_')))
+    verb = 'done' if status == 'end' else 'FAILED'
+    LOGGER.info('[%s] %s %s', where or 'group', node.name, verb)
+
+
+def build_participant_workflow(opts, subjects_data, config, lesions_dir):
+    """One top-level workflow holding a ``sub_<label>_wf`` per subject."""
+    from nipype.pipeline import engine as pe
+
+    from ..workflows.subject import init_subject_wf
+
+    workflow = pe.Workflow(name='lesionqsm_wf', base_dir=str(opts.work_dir))
+    qsm_options = dict(config['qsm'])
+    if opts.phase_sign is not None:
+        qsm_options['phase_sign'] = opts.phase_sign
+    shell = (config['lesions'].get('nawm_inner_mm', 1.0),
+             config['lesions'].get('nawm_outer_mm', 5.0))
+    for subject_data in subjects_data:
+        subject_wf = init_subject_wf(
+            subject_data, output_dir=str(opts.output_dir),
+            lesions_file=lesion_annotations(lesions_dir, subject_data.subject),
+            registration=opts.registration, qsm_options=qsm_options, nawm_shell_mm=shell,
+            omp_nthreads=opts.omp_nthreads)
+        workflow.add_nodes([subject_wf])
+    return workflow
+
+
+def run_participant(opts, config):
+    """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
+    from ..bids.layout import InputError, collect_participants, collect_subject
+    from ..bids.templates_io import write_dataset_description
+    from .plugins import apply_node_resources, configure_execution
+
+    output_dir = Path(opts.output_dir)
+    lesions_dir = opts.lesions_dir or default_lesions_dir(opts.bids_dir)
+    subjects = collect_participants(opts.bids_dir, opts.participant_label)
+    failures = {}
+    subjects_data = []
+    for subject in subjects:
+        try:
+            data = collect_subject(opts.bids_dir, subject, session_label=opts.session_label,
+                                   lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
+                                   field_strength_override=opts.field_strength)
+        except (InputError, ValueError) as exc:
+            failures[subject] = str(exc)
+            LOGGER.error('sub-%s: %s', subject, exc)
+            if opts.stop_on_first_crash:
+                break
+            continue
+        for problem in data.problems:
+            LOGGER.warning('sub-%s: %s', subject, problem)
+        for session in data.sessions:
+            for problem in getattr(session, 'problems', []):
+                LOGGER.warning('sub-%s ses-%s: %s', subject, session.session_id, problem)
+            LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
+                        'multi-echo GRE with phase' if session.megre is not None
+                        and session.megre.has_phase else 'no phase data: no QSM for this visit')
+        subjects_data.append(data)
+
+    valid = []
+    for data in subjects_data:
+        if not any(s.megre is not None and s.megre.has_phase for s in data.sessions):
+            failures[data.subject] = 'no visit has multi-echo GRE with phase data'
+            LOGGER.error('sub-%s: no visit has multi-echo GRE with phase data', data.subject)
+        else:
+            valid.append(data)
+
+    if valid and not (failures and opts.stop_on_first_crash):
+        write_dataset_description(output_dir, bids_dir=opts.bids_dir, version=__version__)
+        workflow = build_participant_workflow(opts, valid, config, lesions_dir)
+        crash_dir = output_dir / 'logs' / 'crash'
+        plugin, plugin_args = configure_execution(
+            plugin=opts.plugin, nprocs=opts.nprocs, mem_gb=opts.mem_gb,
+            plugin_args=opts.plugin_args, sbatch_args=opts.sbatch_args,
+            work_dir=opts.work_dir, crashdump_dir=crash_dir,
+            stop_on_first_crash=opts.stop_on_first_crash)
+        if plugin in ('Linear', 'MultiProc'):
+            plugin_args.setdefault('status_callback', progress_callback)
+        if plugin.startswith('SLURM'):
+            apply_node_resources(workflow, sbatch_args=opts.sbatch_args)
+        started = time.time()
+        try:
+            workflow.run(plugin=plugin, plugin_args=plugin_args)
+        except RuntimeError as exc:
+            LOGGER.debug('nipype: %s', exc)
+        for subject, cause in summarise_crashes(crash_dir, since=started).items():
+            failures.setdefault(subject, cause)
+
+    report_outcome(subjects, failures)
+    return 1 if failures else 0
+
+
+def report_outcome(subjects, failures):
+    """Print which subjects succeeded and, in plain words, why the others failed."""
+    done = [s for s in subjects if s not in failures]
+    if done:
+        LOGGER.info('finished: %s', ', '.join(f'sub-{s}' for s in done))
+    if failures:
+        lines = [f'  sub-{s}: {cause}' for s, cause in sorted(failures.items())]
+        LOGGER.error('%d of %d subject(s) failed:\n%s', len(failures), len(subjects),
+                     '\n'.join(lines))
+
+
+def ensure_logname():
+    """nipype's SLURM plugin reads LOGNAME; some schedulers' environments lack it."""
+    if 'LOGNAME' not in os.environ:
+        import getpass
+
+        os.environ['LOGNAME'] = getpass.getuser()

@@ -1,0 +1,65 @@
+"""Derivatives writers: every file lesionqsm writes goes through ``DerivativesDataSink``."""
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..interfaces.bids import DerivativesDataSink
+from ..interfaces.lesions import LesionTableSink
+
+
+def init_ds_session_wf(*, output_dir, source_file, name='ds_session_wf'):
+    """Write one visit's QSM derivatives.
+
+    Parameters
+    ----------
+    output_dir : str
+        BIDS derivatives folder.
+    source_file : str
+        A raw file of the visit (first-echo magnitude) whose entities name the outputs.
+
+    Inputs
+    ------
+    chi : χ (ppm) on the visit's GRE grid;  chi_metadata : its sidecar entries
+    chi_baseline : χ (ppm) resampled onto the baseline visit's GRE grid
+    r2star : R2* (1/s);  brain_mask, csf_mask : binary masks
+    xfm_to_baseline : FSL matrix from this visit's GRE to the baseline GRE
+    """
+    workflow = pe.Workflow(name=name)
+    fields = ['chi', 'chi_metadata', 'chi_baseline', 'r2star', 'brain_mask', 'csf_mask',
+              'xfm_to_baseline']
+    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name='inputnode')
+
+    def sink(node_name, **kwargs):
+        return pe.Node(DerivativesDataSink(base_directory=str(output_dir),
+                                           source_file=str(source_file), **kwargs),
+                       name=node_name, run_without_submitting=True)
+
+    ds_chi = sink('ds_chi', suffix='Chimap')
+    ds_chi_baseline = sink('ds_chi_baseline', suffix='Chimap', space='baseline')
+    ds_r2star = sink('ds_r2star', suffix='R2starmap', meta_dict={'Units': '1/s'})
+    ds_brain_mask = sink('ds_brain_mask', suffix='mask', desc='brain')
+    ds_csf_mask = sink('ds_csf_mask', suffix='mask', desc='csf')
+    ds_xfm = sink('ds_xfm', suffix='xfm', extension='.mat', from_='GRE', to='baseline',
+                  mode='image')
+    workflow.connect([
+        (inputnode, ds_chi, [('chi', 'in_file'), ('chi_metadata', 'meta_dict')]),
+        (inputnode, ds_chi_baseline, [('chi_baseline', 'in_file'),
+                                      ('chi_metadata', 'meta_dict')]),
+        (inputnode, ds_r2star, [('r2star', 'in_file')]),
+        (inputnode, ds_brain_mask, [('brain_mask', 'in_file')]),
+        (inputnode, ds_csf_mask, [('csf_mask', 'in_file')]),
+        (inputnode, ds_xfm, [('xfm_to_baseline', 'in_file')]),
+    ])  # fmt:skip
+    return workflow
+
+
+def init_ds_lesion_table_wf(*, output_dir, subject, name='ds_lesion_table_wf'):
+    """Write the subject's lesion × visit table and its data dictionary."""
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=['table', 'dictionary']), name='inputnode')
+    ds_table = pe.Node(LesionTableSink(output_dir=str(output_dir), subject=subject),
+                       name='ds_table', run_without_submitting=True)
+    workflow.connect(inputnode, 'table', ds_table, 'in_table')
+    workflow.connect(inputnode, 'dictionary', ds_table, 'in_dictionary')
+    return workflow
+
