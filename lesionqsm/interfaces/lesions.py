@@ -153,7 +153,7 @@ class LesionStatistics(SimpleInterface):
         table = pd.DataFrame(rows, columns=list(LESION_TABLE_COLUMNS))
         out_table = Path(runtime.cwd) / f'{inputs.participant_id}_lesions.tsv'
         atomic_write_text(out_table, table.to_csv(sep='\t', index=False, na_rep='n/a',
-                                                  float_format='%.6g'))
+                                                  float_format='%.10g'))
         out_json = out_table.with_suffix('.json')
         atomic_write_text(out_json, json.dumps(lesion_table_dictionary(), indent=2))
         self._results['out_table'] = str(out_table)
