@@ -135,7 +135,7 @@ def load_config(path):
     ConfigError
         Unreadable JSON, or a section or parameter that does not exist (named).
     """
-    from ..workflows.session import QSM_DEFAULTS
+    from ..workflows.defaults import QSM_DEFAULTS
 
     if path is None:
         return {'qsm': {}, 'lesions': {}, 'group': {}}
