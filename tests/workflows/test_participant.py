@@ -1,0 +1,123 @@
+"""The participant level end to end on the tiny synthetic cohort, and nipype's caching.
+
+Caching is asserted from nipype's own records: a node that runs rewrites its
+``result_<node>.pklz``; a node served from the cache leaves it untouched.
+"""
+
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+
+from lesionqsm.cli import main
+
+
+def _result_files(work_dir):
+    return {str(p.relative_to(work_dir)): p.stat().st_mtime_ns
+            for p in Path(work_dir).rglob('result_*.pklz')}
+
+
+def _rerun_nodes(before, after):
+    return sorted(p.split('/result_')[0] for p in after if before.get(p) != after[p])
+
+
+def _participant(bids, out, work, *extra):
+    return main([str(bids), str(out), 'participant', '-w', str(work), '--nprocs', '2',
+                 '--skip-bids-validation', *extra])
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tiny_cohort, tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny_run')
+    out, work = root / 'derivatives', root / 'work'
+    code = _participant(tiny_cohort, out, work)
+    return {'code': code, 'out': out, 'work': work, 'bids': tiny_cohort}
+
+
+def test_participant_outputs(tiny_run):
+    assert tiny_run['code'] == 0
+    out = tiny_run['out']
+    description = json.loads((out / 'dataset_description.json').read_text())
+    assert description['DatasetType'] == 'derivative'
+    chimaps = sorted(out.glob('sub-*/ses-*/anat/*_Chimap.nii.gz'))
+    sessions = sorted(tiny_run['bids'].glob('sub-*/ses-*'))
+    assert len([c for c in chimaps if 'space-' not in c.name]) == len(sessions)
+    sidecar = json.loads(Path(str(chimaps[0]).replace('.nii.gz', '.json')).read_text())
+    assert sidecar['Units'] == 'ppm'
+    assert sidecar['ReferenceRegion'] in ('ventricular_csf', 'whole_brain')
+    assert sidecar['AlgorithmParameters']['lambda_'] == 1000.0
+    for table in out.glob('sub-*/sub-*_lesions.tsv'):
+        assert (table.with_suffix('.json')).exists()
+
+
+def test_chi_matches_ground_truth_in_csf_reference(tiny_run):
+    """χ is referenced to CSF: its mean over the written CSF mask is 0 to float precision."""
+    out = tiny_run['out']
+    for chimap in out.glob('sub-*/ses-*/anat/*_Chimap.nii.gz'):
+        if 'space-' in chimap.name:
+            continue
+        mask_file = Path(str(chimap).replace('_Chimap.nii.gz', '_desc-csf_mask.nii.gz'))
+        chi = nb.load(chimap).get_fdata()
+        csf = nb.load(mask_file).get_fdata() > 0
+        assert abs(chi[csf].mean()) < 1e-4
+
+
+def test_lesion_table_against_ground_truth(tiny_run):
+    """Per lesion-visit χ_rel and volume against the synth ground truth.
+
+    The tiny preset has coarse voxels and few echoes, so the tolerance here (median |error|
+    <= 6 ppb, median relative volume error <= 15 %) is looser than the demo cohort's
+    acceptance figures (3 ppb, 10 %), which are measured in ``benchmarks/bench_demo_accuracy.py``.
+    """
+    out, bids = tiny_run['out'], tiny_run['bids']
+    errors, volume_errors = [], []
+    for table_file in sorted(out.glob('sub-*/sub-*_lesions.tsv')):
+        subject = table_file.name.split('_')[0]
+        measured = pd.read_csv(table_file, sep='\t')
+        truth = pd.read_csv(bids / 'derivatives' / 'groundtruth' / subject /
+                            f'{subject}_lesions.tsv', sep='\t')
+        merged = measured.merge(truth, on=['lesion_id', 'session_id'], suffixes=('', '_true'))
+        assert len(merged) == len(truth)
+        errors.extend(merged.chi_rel_ppb - merged.chi_rel_ppb_true)
+        volume_errors.extend((merged.volume_mm3 - merged.volume_mm3_true)
+                             / merged.volume_mm3_true)
+    assert errors, 'no lesion rows were compared'
+    assert np.median(np.abs(errors)) <= 6.0
+    assert np.median(np.abs(volume_errors)) <= 0.15
+
+
+def test_rerun_executes_nothing(tiny_run):
+    before = _result_files(tiny_run['work'])
+    assert before
+    code = _participant(tiny_run['bids'], tiny_run['out'], tiny_run['work'])
+    assert code == 0
+    assert _rerun_nodes(before, _result_files(tiny_run['work'])) == []
+
+
+def test_changing_a_medi_parameter_reruns_only_downstream(tiny_run, tmp_path):
+    config = tmp_path / 'params.json'
+    config.write_text(json.dumps({'qsm': {'lambda_': 900.0}}))
+    before = _result_files(tiny_run['work'])
+    code = _participant(tiny_run['bids'], tiny_run['out'], tiny_run['work'],
+                        '--config', str(config))
+    assert code == 0
+    rerun = _rerun_nodes(before, _result_files(tiny_run['work']))
+    assert any(name.endswith('invert_dipole') for name in rerun)
+    upstream = ('gather_echoes', 'brain_mask', 'fit_echoes', 'unwrap', 'r2star', 'csf_mask',
+                'remove_background', 'gre_to_baseline', 'flair_to_gre')
+    assert not [n for n in rerun if n.split('/')[-1].endswith(upstream)]
+
+
+def test_changing_one_subject_reruns_only_that_subject(tiny_copy, tmp_path):
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    assert _participant(tiny_copy, out, work) == 0
+    before = _result_files(work)
+    phase = sorted(tiny_copy.glob('sub-02/ses-*/anat/*echo-1_part-phase_MEGRE.nii.gz'))[0]
+    img = nb.load(phase)
+    nb.Nifti1Image(np.asanyarray(img.dataobj) * 0.999, img.affine, img.header).to_filename(phase)
+    assert _participant(tiny_copy, out, work) == 0
+    rerun = _rerun_nodes(before, _result_files(work))
+    assert rerun and all('sub_02_wf' in name for name in rerun)
