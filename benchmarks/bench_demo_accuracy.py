@@ -1,0 +1,82 @@
+"""Accuracy and run time of the participant level on a synthetic cohort, against its truth.
+
+Usage::
+
+    python benchmarks/bench_demo_accuracy.py [--preset demo] [--seed 0] [--nprocs 2] [--keep DIR]
+
+Prints the per-lesion-visit errors of χ_rel (lesion − NAWM, ppb) and of the FLAIR volume
+against the ground truth written by :mod:`lesionqsm.synth`, with their medians, and the wall
+time of each stage.  Issue #4's acceptance on the demo cohort: median |χ_rel error| <= 3 ppb
+and median relative volume error <= 10 %.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def compare_to_truth(bids_dir, output_dir):
+    """Join every measured lesion table with its ground truth; returns one DataFrame."""
+    frames = []
+    for table_file in sorted(Path(output_dir).glob('sub-*/sub-*_lesions.tsv')):
+        subject = table_file.name.split('_')[0]
+        truth_file = (Path(bids_dir) / 'derivatives' / 'groundtruth' / subject
+                      / f'{subject}_lesions.tsv')
+        measured = pd.read_csv(table_file, sep='\t')
+        truth = pd.read_csv(truth_file, sep='\t')
+        merged = measured.merge(truth, on=['lesion_id', 'session_id'], suffixes=('', '_true'))
+        merged['participant_id'] = subject
+        frames.append(merged)
+    table = pd.concat(frames, ignore_index=True)
+    table['chi_rel_error_ppb'] = table.chi_rel_ppb - table.chi_rel_ppb_true
+    table['volume_rel_error'] = (table.volume_mm3 - table.volume_mm3_true) / table.volume_mm3_true
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--preset', default='demo')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--nprocs', type=int, default=2)
+    parser.add_argument('--keep', type=Path, help='work in this folder and keep it')
+    args = parser.parse_args(argv)
+
+    from lesionqsm.cli import main as lesionqsm_main
+    from lesionqsm.synth import generate_cohort
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix='lesionqsm_bench_'))
+    bids, out, work = root / 'bids', root / 'derivatives', root / 'work'
+    timings = {}
+    start = time.perf_counter()
+    if not (bids / 'dataset_description.json').exists():
+        generate_cohort(bids, preset=args.preset, seed=args.seed)
+    timings['synth'] = time.perf_counter() - start
+    start = time.perf_counter()
+    code = lesionqsm_main([str(bids), str(out), 'participant', '-w', str(work),
+                           '--nprocs', str(args.nprocs), '--skip-bids-validation'])
+    timings['participant'] = time.perf_counter() - start
+    if code != 0:
+        print(f'participant level failed (exit {code}); see {out}/logs', file=sys.stderr)
+        return code
+    table = compare_to_truth(bids, out)
+    columns = ['participant_id', 'lesion_id', 'session_id', 'rim', 'lesion_age_years',
+               'chi_rel_ppb_true', 'chi_rel_ppb', 'chi_rel_error_ppb', 'volume_mm3_true',
+               'volume_mm3', 'volume_rel_error']
+    with pd.option_context('display.width', 160, 'display.max_rows', 500):
+        print(table[columns].round(2).to_string(index=False))
+    print()
+    print(f'preset {args.preset}, seed {args.seed}: {len(table)} lesion-visits')
+    print(f'median |chi_rel error|      {np.median(np.abs(table.chi_rel_error_ppb)):.2f} ppb')
+    print(f'median |volume rel. error|  {100 * np.median(np.abs(table.volume_rel_error)):.1f} %')
+    for stage, seconds in timings.items():
+        print(f'time {stage:12s} {seconds:8.1f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
