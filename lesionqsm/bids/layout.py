@@ -1,0 +1,523 @@
+"""Discovery and validation of one subject's inputs in a BIDS dataset.
+
+:func:`collect_subject` gathers, for every visit, the multi-echo GRE (magnitude and phase per
+echo, echo times, field strength, phase units), FLAIR, T1w and gadolinium T1w, and the lesion
+annotations, and checks them before any computation starts. Errors name the file and the
+problem (:class:`InputError`).
+
+Layouts accepted besides the DESIGN.md input contract: zero-padded echo labels (``echo-01``);
+metadata inherited from top-level JSON files (pybids applies the inheritance principle); a
+magnitude-only MEGRE (the visit gets the problem ``'no phase data'`` and ``has_phase=False``);
+MEGRE magnitude without a ``part`` entity; a single-echo GRE stored as ``part-mag``/``part-phase``
+``T1w`` (used only with ``allow_single_echo=True``, else the visit is refused with a clear
+message); a dataset without session folders (``session_id=None``); several runs of one image
+(the last run is used and reported).
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import lesions as lesions_mod
+from .images import ImageError, load_image
+from .metadata import (
+    InputError,
+    check_phase_range,
+    check_same_grid,
+    echo_number,
+    echo_time_s,
+    field_strength_t,
+    image_grid,
+    phase_units,
+)
+from .sessions import natural_key, order_sessions, session_acq_times, strip_prefix
+
+__all__ = ['InputError', 'MEGREData', 'SessionData', 'SubjectData', 'collect_participants',
+           'collect_subject']
+
+NIFTI_EXTENSIONS = ['.nii', '.nii.gz']
+#: Relative difference above which two echoes' B0 values disagree.
+FIELD_STRENGTH_RTOL = 0.01
+#: Tolerance on magnitude vs phase EchoTime, in s.
+ECHO_TIME_ATOL_S = 1e-6
+
+
+@dataclass
+class MEGREData:
+    """One visit's gradient-echo acquisition.
+
+    Attributes
+    ----------
+    mag_files, phase_files : list of str
+        Paths sorted by echo number (``phase_files`` is empty without phase).
+    echo_times : list of float
+        Echo times in s, increasing, one per echo.
+    field_strength : float
+        B0 in T.
+    phase_units : {'rad', 'arbitrary'} or None
+        None without phase. ``'arbitrary'`` is rescaled to [-π, π) by
+        :func:`lesionqsm.bids.metadata.phase_to_radians`.
+    has_phase : bool
+    single_echo : bool
+        True for a single-echo GRE (``part-*_T1w`` or a one-echo MEGRE).
+    field_strength_source : str
+        ``'MagneticFieldStrength'``, ``'ImagingFrequency'`` or ``'override'``.
+    metadata : dict
+        First magnitude echo's sidecar (inherited keys merged), for provenance.
+    """
+
+    mag_files: list
+    phase_files: list
+    echo_times: list
+    field_strength: float
+    phase_units: str | None
+    has_phase: bool
+    single_echo: bool = False
+    field_strength_source: str = 'MagneticFieldStrength'
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n_echoes(self):
+        """Number of echoes."""
+        return len(self.mag_files)
+
+    @property
+    def delta_te(self):
+        """Median echo spacing in s (None for a single echo)."""
+        if len(self.echo_times) < 2:
+            return None
+        return float(np.median(np.diff(self.echo_times)))
+
+
+@dataclass
+class SessionData:
+    """One visit: its date, its images and what was found wrong with them.
+
+    ``errors`` are fatal for this visit's QSM (``megre`` is then None); they are only filled
+    when :func:`collect_subject` runs with ``strict=False`` (else they are raised).
+    ``problems`` are non-fatal notes (for instance ``'no phase data'``).
+    """
+
+    session_id: str | None
+    acq_time: datetime | None
+    megre: MEGREData | None = None
+    flair: str | None = None
+    t1w: str | None = None
+    t1w_gd: str | None = None
+    lesion_dseg: str | None = None
+    problems: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    @property
+    def has_qsm_input(self):
+        """True if this visit has GRE magnitude and phase usable for QSM."""
+        return self.megre is not None and self.megre.has_phase
+
+
+@dataclass
+class SubjectData:
+    """One subject's visits (first visit first) and lesion annotations.
+
+    ``lesions`` is None for a QSM-only run (no annotations) and when ``lesion_errors`` is not
+    empty (annotations present but unusable: the lesion table is then not produced, the QSM is).
+    """
+
+    subject: str
+    sessions: list
+    lesions: object = None
+    problems: list = field(default_factory=list)
+    lesion_errors: list = field(default_factory=list)
+    lesions_tsv: str | None = None
+
+    @property
+    def baseline(self):
+        """The first visit with QSM input (GRE magnitude and phase), or None."""
+        return next((s for s in self.sessions if s.has_qsm_input), None)
+
+    def session(self, session_id):
+        """The :class:`SessionData` of ``session_id`` (with or without ``ses-``)."""
+        wanted = None if session_id is None else strip_prefix(session_id, 'ses-')
+        for ses in self.sessions:
+            if ses.session_id == wanted:
+                return ses
+        raise KeyError(f'sub-{self.subject} has no session {session_id!r}')
+
+
+def _check_bids_dir(bids_dir):
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise InputError(f'{bids_dir}: BIDS directory not found')
+    if not (bids_dir / 'dataset_description.json').is_file():
+        raise InputError(f'{bids_dir}: not a BIDS dataset (no dataset_description.json)')
+    return bids_dir
+
+
+def collect_participants(bids_dir, participant_label=None):
+    """Subject labels to process.
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        BIDS raw dataset root.
+    participant_label : str or list of str, optional
+        Labels with or without ``sub-``; all subjects with a folder when omitted.
+
+    Returns
+    -------
+    list of str
+        Labels without ``sub-``, in natural order.
+
+    Raises
+    ------
+    InputError
+        ``bids_dir`` is not a BIDS dataset, it has no subject, or a requested label has no
+        ``sub-<label>`` folder (the message names the label).
+    """
+    bids_dir = _check_bids_dir(bids_dir)
+    available = sorted((p.name[4:] for p in bids_dir.glob('sub-*') if p.is_dir()),
+                       key=natural_key)
+    if not available:
+        raise InputError(f'{bids_dir}: no sub-<label> folders')
+    if participant_label is None:
+        return available
+    if isinstance(participant_label, str):
+        participant_label = [participant_label]
+    requested = list(dict.fromkeys(strip_prefix(lab, 'sub-') for lab in participant_label))
+    missing = [lab for lab in requested if lab not in available]
+    if missing:
+        raise InputError(f'{bids_dir}: participant label(s) {", ".join(missing)} not found '
+                         f'(available: {", ".join(available)})')
+    return requested
+
+
+def _subject_layout(bids_dir, subject):
+    """A pybids layout indexing only ``sub-<subject>`` (fast on large datasets)."""
+    import bids
+    from bids.layout.index import BIDSLayoutIndexer
+
+    ignore = [re.compile(rf'^/sub-(?!{re.escape(subject)}(/|$))'),
+              re.compile(r'^/(derivatives|code|sourcedata|stimuli)(/|$)'),
+              re.compile(r'/\.')]
+    try:
+        return bids.BIDSLayout(str(bids_dir), validate=False,
+                               indexer=BIDSLayoutIndexer(ignore=ignore))
+    except Exception as exc:  # pybids raises OSError naming a malformed JSON, among others
+        raise InputError(f'{bids_dir} (sub-{subject}): the dataset could not be indexed: '
+                         f'{exc}') from exc
+
+
+def _pick_last_run(files, what, problems):
+    """Group images by (acq, rec, run); keep the last group, reporting the choice."""
+    groups = {}
+    for f in files:
+        key = tuple(str(f.entities.get(k, '')) for k in ('acq', 'rec', 'run'))
+        groups.setdefault(key, []).append(f)
+    keys = sorted(groups, key=lambda k: [natural_key(v) for v in k])
+    if len(keys) > 1:
+        chosen = keys[-1]
+        problems.append(f'several {what} acquisitions ({len(keys)}); using '
+                        f'{Path(groups[chosen][0].path).name} and its echoes')
+    return groups[keys[-1]] if keys else []
+
+
+def _metadata(layout, path):
+    try:
+        return layout.get_metadata(path)
+    except Exception as exc:  # pybids wraps JSON errors in several types
+        raise InputError(f'{path}: its JSON sidecar could not be read ({exc})') from exc
+
+
+def _by_echo(files, kind):
+    """``{echo number: path}`` with duplicate echoes (echo-1 and echo-01) refused."""
+    by_echo = {}
+    for f in files:
+        label = f.entities.get('echo')
+        if label is None:
+            if len(files) > 1:
+                raise InputError(f'{f.path}: {len(files)} {kind} files but this one has no '
+                                 'echo-<index> entity')
+            number = 1
+        else:
+            number = echo_number(label, path=f.path)
+        if number in by_echo:
+            raise InputError(f'{by_echo[number]} and {f.path} are both {kind} echo {number}')
+        by_echo[number] = f.path
+    return dict(sorted(by_echo.items()))
+
+
+def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, check_data,
+                problems):
+    """Build and check one visit's :class:`MEGREData` (None without any GRE)."""
+    megre = [f for f in files if f.entities.get('suffix') == 'MEGRE']
+    single = False
+    if not megre:
+        megre = [f for f in files if f.entities.get('suffix') == 'T1w'
+                 and f.entities.get('part') in ('mag', 'phase')]
+        single = bool(megre)
+    if not megre:
+        return None
+    megre = _pick_last_run(megre, 'GRE', problems)
+    parts = {}
+    for f in megre:
+        parts.setdefault(f.entities.get('part') or 'mag', []).append(f)
+    for other in sorted(set(parts) - {'mag', 'phase'}):
+        problems.append(f'part-{other} GRE images are not used (only magnitude and phase are): '
+                        f'{Path(parts[other][0].path).name}')
+    if 'mag' not in parts:
+        raise InputError(f'{parts["phase"][0].path}: GRE phase without magnitude images (the '
+                         'fit and the registration need the magnitude)')
+    mags = _by_echo(parts['mag'], 'magnitude')
+    phases = _by_echo(parts.get('phase', []), 'phase')
+    if phases and set(phases) != set(mags):
+        lacking_phase = sorted(set(mags) - set(phases))
+        lacking_mag = sorted(set(phases) - set(mags))
+        if lacking_phase:
+            raise InputError(f'{mags[lacking_phase[0]]}: magnitude echo {lacking_phase[0]} has '
+                             'no phase image')
+        raise InputError(f'{phases[lacking_mag[0]]}: phase echo {lacking_mag[0]} has no '
+                         'magnitude image')
+    mag_files, phase_files = list(mags.values()), list(phases.values())
+
+    if len(mag_files) < 2 and not allow_single_echo:
+        raise InputError(f'{mag_files[0]}: only 1 echo; the multi-echo fit needs at least 2 '
+                         'echoes (a single-echo GRE is accepted only with allow_single_echo)')
+
+    echo_times, b0s = [], []
+    meta0 = None
+    for number, mag in mags.items():
+        meta = _metadata(layout, mag)
+        meta0 = meta if meta0 is None else meta0
+        te = echo_time_s(meta, path=mag)
+        if number in phases:
+            phase = phases[number]
+            te_phase = echo_time_s(_metadata(layout, phase), path=phase)
+            if abs(te_phase - te) > ECHO_TIME_ATOL_S:
+                raise InputError(f'{mag} and {phase}: EchoTime differs between magnitude and '
+                                 f'phase ({te:g} s vs {te_phase:g} s)')
+        if echo_times and te <= echo_times[-1]:
+            raise InputError(f'{mag}: EchoTime {te:g} s of echo {number} is not larger than '
+                             f'the previous echo\'s {echo_times[-1]:g} s (echo numbers and '
+                             'EchoTime disagree, or two echoes share an echo time)')
+        echo_times.append(te)
+        b0s.append((field_strength_t(meta, path=mag, override=field_strength_override), mag))
+    (b0, source), _ = b0s[0]
+    for (other, _), path in b0s[1:]:
+        if abs(other - b0) > FIELD_STRENGTH_RTOL * b0:
+            raise InputError(f'{mag_files[0]} and {path}: field strength differs between echoes '
+                             f'({b0:g} T vs {other:g} T)')
+    if source == 'ImagingFrequency':
+        problems.append(f'{mag_files[0]}: MagneticFieldStrength missing; B0 = {b0:.4f} T from '
+                        'ImagingFrequency')
+    elif source == 'override':
+        problems.append(f'{mag_files[0]}: no field strength in the metadata; using the '
+                        f'override {b0:g} T')
+    elif field_strength_override is not None and abs(field_strength_override - b0) > 0.01 * b0:
+        problems.append(f'{mag_files[0]}: MagneticFieldStrength {b0:g} T is used; the override '
+                        f'{field_strength_override:g} T only applies to data without one')
+
+    units = None
+    if phase_files:
+        declared = {phase_units(_metadata(layout, p), path=p) for p in phase_files}
+        if len(declared) > 1:
+            raise InputError(f'{phase_files[0]}: phase Units differ between echoes '
+                             f'({", ".join(sorted(str(u) for u in declared))})')
+        units = declared.pop()
+
+    grids = {path: image_grid(path) for path in mag_files + phase_files}
+    first = mag_files[0]
+    for path in mag_files[1:]:
+        check_same_grid(first, grids[first], path, grids[path],
+                        what='(two echoes of one GRE) are')
+    for number, phase in phases.items():
+        check_same_grid(mags[number], grids[mags[number]], phase, grids[phase],
+                        what='(magnitude and phase of one echo) are')
+
+    if check_data:
+        for path in mag_files + phase_files:
+            try:
+                data = np.asanyarray(load_image(path, finite=False).dataobj)
+            except ImageError as exc:
+                raise InputError(str(exc)) from exc
+            if not np.any(data):
+                raise InputError(f'{path}: every voxel is zero')
+            if path in phase_files:
+                units, note = check_phase_range(data, units, path=path)
+                if note and note not in problems:
+                    problems.append(note)
+    elif phase_files and units is None:
+        raise InputError(f'{phase_files[0]}: phase Units missing from the JSON sidecar '
+                         '("rad" or "arbitrary")')
+
+    if not phase_files:
+        problems.append(f'no phase data ({Path(first).name} has magnitude only): no QSM for '
+                        'this visit')
+    return MEGREData(mag_files=[str(p) for p in mag_files],
+                     phase_files=[str(p) for p in phase_files], echo_times=echo_times,
+                     field_strength=b0, phase_units=units, has_phase=bool(phase_files),
+                     single_echo=single or len(mag_files) == 1, field_strength_source=source,
+                     metadata=dict(meta0))
+
+
+def _pick_anat(files, suffix, problems, *, ce):
+    """One anatomical image: no ``part``; ``ce`` absent (ce=False) or present (ce=True)."""
+    chosen = [f for f in files if f.entities.get('suffix') == suffix
+              and f.entities.get('part') is None
+              and (f.entities.get('ce') is not None) == ce]
+    if not chosen:
+        return None
+    chosen = _pick_last_run(chosen, suffix + (' (contrast-enhanced)' if ce else ''), problems)
+    path = chosen[0].path
+    try:
+        image_grid(path)
+    except InputError as exc:
+        problems.append(f'{exc}; not used')
+        return None
+    return str(path)
+
+
+def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
+                    field_strength_override=None, allow_single_echo=False, check_data=True,
+                    strict=True, layout=None):
+    """Gather and check one subject's inputs, visits ordered by ``acq_time``.
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        BIDS raw dataset root.
+    subject : str
+        Label with or without ``sub-``.
+    session_label : str or list of str, optional
+        Restrict to these visits (with or without ``ses-``); lesions detected at other visits
+        are then dropped and reported.
+    lesions_dir : str or Path, optional
+        Lesion annotation derivative; default ``<bids_dir>/derivatives/lesions`` when it
+        exists (else a QSM-only run).
+    field_strength_override : float, optional
+        B0 in T for GRE data whose metadata has neither ``MagneticFieldStrength`` nor
+        ``ImagingFrequency``.
+    allow_single_echo : bool, optional
+        Accept one-echo GRE (the single-echo path); else such a visit is refused.
+    check_data : bool, optional
+        Read every GRE image once: catches truncated files, all-zero volumes, and phase values
+        that contradict their ``Units`` (infers missing ``Units``). Costs one read of the
+        echoes; set False to check headers only (then phase ``Units`` are required).
+    strict : bool, optional
+        Raise the first visit error (default). With False, a visit whose GRE is unusable gets
+        ``megre=None`` and the message in its ``errors``, and the other visits go on.
+    layout : bids.BIDSLayout, optional
+        A layout already indexing ``bids_dir`` (else one indexing only this subject is built).
+
+    Returns
+    -------
+    SubjectData
+
+    Raises
+    ------
+    InputError
+        Unknown subject or session label, a dataset pybids cannot index, or (``strict``) any
+        visit error. Lesion annotation errors never raise: see ``SubjectData.lesion_errors``.
+    """
+    bids_dir = _check_bids_dir(bids_dir)
+    subject = strip_prefix(subject, 'sub-')
+    subject_dir = bids_dir / f'sub-{subject}'
+    if not subject_dir.is_dir():
+        raise InputError(f'{subject_dir}: participant {subject} not found in {bids_dir}')
+    layout = layout or _subject_layout(bids_dir, subject)
+    files = layout.get(subject=subject, extension=NIFTI_EXTENSIONS)
+
+    session_ids = sorted({f.entities.get('session') for f in files}
+                         | {p.name[4:] for p in subject_dir.glob('ses-*') if p.is_dir()},
+                         key=lambda s: natural_key(s or ''))
+    if None in session_ids and len(session_ids) > 1:
+        session_ids.remove(None)
+    session_ids = session_ids or [None]
+    if session_label is not None:
+        wanted = [session_label] if isinstance(session_label, str) else list(session_label)
+        wanted = [strip_prefix(s, 'ses-') for s in wanted]
+        unknown = [s for s in wanted if s not in session_ids]
+        if unknown:
+            raise InputError(f'{subject_dir}: session label(s) {", ".join(unknown)} not found '
+                             f'(available: {", ".join(str(s) for s in session_ids)})')
+        session_ids = [s for s in session_ids if s in wanted]
+
+    acq_times, problems = session_acq_times(subject_dir, session_ids)
+    ordered, order_problems = order_sessions(acq_times,
+                                             source=f'sub-{subject}_sessions.tsv')
+    problems += order_problems
+
+    sessions = []
+    for ses in ordered:
+        ses_files = [f for f in files if f.entities.get('session') == ses]
+        data = SessionData(session_id=ses, acq_time=acq_times[ses])
+        try:
+            data.megre = _gather_gre(layout, ses_files,
+                                     field_strength_override=field_strength_override,
+                                     allow_single_echo=allow_single_echo, check_data=check_data,
+                                     problems=data.problems)
+        except InputError as exc:
+            if strict:
+                raise
+            data.errors.append(str(exc))
+        if data.megre is None and not data.errors:
+            data.problems.append('no GRE (MEGRE) images: no QSM for this visit')
+        data.flair = _pick_anat(ses_files, 'FLAIR', data.problems, ce=False)
+        data.t1w = _pick_anat(ses_files, 'T1w', data.problems, ce=False)
+        data.t1w_gd = _pick_anat(ses_files, 'T1w', data.problems, ce=True)
+        label = f'ses-{ses}' if ses is not None else f'sub-{subject}'
+        problems += [f'{label}: {p}' for p in data.problems]
+        sessions.append(data)
+
+    result = SubjectData(subject=subject, sessions=sessions, problems=problems)
+    _collect_lesions(result, bids_dir, lesions_dir)
+    return result
+
+
+def _collect_lesions(result, bids_dir, lesions_dir):
+    """Fill ``lesions``, ``lesion_errors`` and each visit's ``lesion_dseg``."""
+    if lesions_dir is None:
+        default = bids_dir / 'derivatives' / 'lesions'
+        if not default.is_dir():
+            return
+        lesions_dir = default
+    lesions_dir = Path(lesions_dir)
+    subject = result.subject
+    tsv = lesions_mod.lesions_tsv_path(lesions_dir, subject)
+    maps = lesions_mod.find_lesion_maps(lesions_dir, subject)
+    if not tsv.exists():
+        if maps:
+            result.lesion_errors.append(f'{tsv}: not found, but {lesions_dir} has lesion label '
+                                        f'maps for sub-{subject}')
+        return
+    result.lesions_tsv = str(tsv)
+    errors = result.lesion_errors
+    try:
+        table = lesions_mod.read_lesions_tsv(tsv)
+    except InputError as exc:
+        errors.append(str(exc))
+        return
+    session_ids = [s.session_id for s in result.sessions]
+    session_maps = {}
+    for ses, paths in maps.items():
+        if len(paths) > 1:
+            errors.append(f'{paths[0]} and {paths[1]}: several lesion label maps for ses-{ses}')
+        else:
+            session_maps[ses] = paths[0]
+    flairs = {s.session_id: s.flair for s in result.sessions}
+    table, lesion_problems, map_errors = lesions_mod.check_lesions(
+        table, tsv_path=tsv, session_maps=session_maps, session_flairs=flairs,
+        session_ids=session_ids)
+    errors += map_errors
+    result.problems += lesion_problems
+    undated = [f'ses-{s.session_id}' for s in result.sessions if s.acq_time is None]
+    if undated and len(table):
+        errors.append(f'{tsv}: lesion ages need the acq_time of every visit; missing for '
+                      f'{", ".join(undated)}')
+    if errors:
+        return
+    for ses in result.sessions:
+        if ses.session_id in session_maps:
+            ses.lesion_dseg = str(session_maps[ses.session_id])
+    result.lesions = table

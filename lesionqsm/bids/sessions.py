@@ -1,0 +1,219 @@
+"""Visit dates and order: ``sessions.tsv``, then ``scans.tsv``, then the session label.
+
+Decisions (documented here once, applied everywhere):
+
+- ``acq_time`` comes from ``sub-<label>/sub-<label>_sessions.tsv``. A session without a usable
+  value there (no file, no column, no row, ``n/a``, or unparsable) takes the earliest
+  ``acq_time`` of its ``scans.tsv``. An unparsable value is never guessed at: it is reported as
+  a problem naming the file, the session and the value, then treated as missing.
+- When every session has an ``acq_time`` they are ordered by it (ties by label). When any
+  session still has none, all sessions are ordered by label (natural order, ``2 < 10``),
+  the undated ones get ``acq_time=None``, and a problem says that lesion ages cannot be
+  computed; the QSM part of the run does not need dates.
+- Two visits with the same ``acq_time`` (for instance two visits on the same date written
+  without a time) are kept, ordered by label, and reported; the lesion age between them is 0.
+- Time zones are converted to UTC and dropped, so that dated visits always compare.
+"""
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .metadata import InputError
+
+#: Values that BIDS uses for "no value".
+MISSING_VALUES = ('', 'n/a', 'na', 'nan', 'none')
+
+
+def natural_key(label):
+    """Sort key that orders ``'2'`` before ``'10'`` and keeps text labels stable."""
+    return [(0, int(part), '') if part.isdigit() else (1, 0, part)
+            for part in re.split(r'(\d+)', str(label)) if part != '']
+
+
+def strip_prefix(label, prefix):
+    """``'ses-01'`` -> ``'01'``; a label without the prefix is returned unchanged."""
+    label = str(label).strip()
+    return label[len(prefix):] if label.startswith(prefix) else label
+
+
+def parse_acq_time(value):
+    """Parse a BIDS ``acq_time`` (ISO 8601 date or date-time).
+
+    Parameters
+    ----------
+    value : str, datetime or None
+        ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm:ss[.ffffff][Z|±hh:mm]`` (a space instead of ``T``
+        is accepted).
+
+    Returns
+    -------
+    datetime or None
+        Naive datetime (UTC when the value had a time zone); None for a missing value
+        (empty, ``n/a``, NaN).
+
+    Raises
+    ------
+    ValueError
+        The value is present but is not an ISO 8601 date-time.
+    """
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        if text.lower() in MISSING_VALUES:
+            return None
+        try:
+            parsed = datetime.fromisoformat(text.replace('Z', '+00:00'))
+        except ValueError:
+            raise ValueError(f'acq_time {text!r} is not an ISO 8601 date-time '
+                             '(YYYY-MM-DDThh:mm:ss)') from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def lesion_age_years(acq_time, detection_acq_time):
+    """Lesion age at a visit: days since the detection visit / 365.25.
+
+    Parameters
+    ----------
+    acq_time : datetime
+        Acquisition time of the visit.
+    detection_acq_time : datetime
+        Acquisition time of the visit where the lesion was first seen (enhancing).
+
+    Returns
+    -------
+    float
+        Age in years (negative for a visit before detection).
+
+    Raises
+    ------
+    ValueError
+        Either time is missing.
+    """
+    if acq_time is None or detection_acq_time is None:
+        raise ValueError('lesion age needs the acq_time of both the visit and the detection '
+                         'visit; one of them is missing')
+    days = (parse_acq_time(acq_time) - parse_acq_time(detection_acq_time)).total_seconds()
+    return days / 86400.0 / 365.25
+
+
+def read_tsv(path):
+    """Read a BIDS TSV as strings (``n/a`` kept as text), failing with the file's name."""
+    try:
+        return pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several types for malformed tables
+        raise InputError(f'{path}: not a readable TSV table ({exc})') from exc
+
+
+def _times_from_table(path, key_column, keys, problems, *, prefix):
+    """acq_time per key from one TSV; unparsable values become problems."""
+    table = read_tsv(path)
+    if key_column not in table.columns:
+        raise InputError(f'{path}: no {key_column!r} column')
+    if 'acq_time' not in table.columns:
+        problems.append(f'{path}: no acq_time column')
+        return {}
+    times = {}
+    for row_number, row in enumerate(table.to_dict('records'), start=2):
+        key = strip_prefix(row[key_column], prefix) if prefix else row[key_column]
+        if keys is not None and key not in keys:
+            continue
+        try:
+            parsed = parse_acq_time(row['acq_time'])
+        except ValueError as exc:
+            problems.append(f'{path}: line {row_number} ({key}): {exc}; treated as missing')
+            continue
+        if parsed is not None:
+            times.setdefault(key, []).append(parsed)
+    return times
+
+
+def scans_acq_time(scans_tsv, problems):
+    """Earliest ``acq_time`` in a ``scans.tsv`` (None if it has none)."""
+    times = _times_from_table(scans_tsv, 'filename', None, problems, prefix=None)
+    values = [t for group in times.values() for t in group]
+    return min(values) if values else None
+
+
+def session_acq_times(subject_dir, session_ids):
+    """``acq_time`` of each session of one subject, from sessions.tsv then scans.tsv.
+
+    Parameters
+    ----------
+    subject_dir : str or Path
+        ``<bids_dir>/sub-<label>``.
+    session_ids : list of str
+        Session labels without ``ses-``; ``[None]`` for a dataset without sessions.
+
+    Returns
+    -------
+    acq_times : dict
+        ``{session_id: datetime or None}``.
+    problems : list of str
+        Non-fatal findings, each naming the file.
+    """
+    subject_dir = Path(subject_dir)
+    subject = subject_dir.name
+    problems = []
+    acq_times = dict.fromkeys(session_ids)
+    sessions_tsv = subject_dir / f'{subject}_sessions.tsv'
+    if sessions_tsv.exists() and session_ids != [None]:
+        found = _times_from_table(sessions_tsv, 'session_id', set(session_ids), problems,
+                                  prefix='ses-')
+        for ses, times in found.items():
+            if len(times) > 1:
+                problems.append(f'{sessions_tsv}: ses-{ses} is listed {len(times)} times; '
+                                'the first acq_time is used')
+            acq_times[ses] = times[0]
+    for ses in session_ids:
+        if acq_times[ses] is not None:
+            continue
+        if ses is None:
+            scans = subject_dir / f'{subject}_scans.tsv'
+        else:
+            scans = subject_dir / f'ses-{ses}' / f'{subject}_ses-{ses}_scans.tsv'
+        if scans.exists():
+            acq_times[ses] = scans_acq_time(scans, problems)
+    return acq_times, problems
+
+
+def order_sessions(acq_times, *, source='sessions.tsv'):
+    """Order sessions by acquisition time, falling back to the label.
+
+    Parameters
+    ----------
+    acq_times : dict
+        ``{session_id: datetime or None}``.
+    source : str, optional
+        Where the times came from, for messages.
+
+    Returns
+    -------
+    ordered : list of str
+        Session labels, first visit first.
+    problems : list of str
+        Non-fatal findings (undated visits, visits sharing an acq_time).
+    """
+    problems = []
+    labels = sorted(acq_times, key=lambda s: natural_key(s or ''))
+    undated = [s for s in labels if acq_times[s] is None]
+    if undated and len(labels) > 1:
+        names = ', '.join(f'ses-{s}' for s in undated)
+        problems.append(f'no usable acq_time for {names} (in {source} or scans.tsv): sessions '
+                        'are ordered by label and lesion ages cannot be computed')
+        return labels, problems
+    ordered = sorted(labels, key=lambda s: (acq_times[s] or datetime.min, natural_key(s or '')))
+    for first, second in zip(ordered[:-1], ordered[1:], strict=True):
+        if acq_times[first] is not None and acq_times[first] == acq_times[second]:
+            problems.append(f'ses-{first} and ses-{second} share acq_time '
+                            f'{acq_times[first].isoformat()}: ordered by label, lesion age '
+                            'between them is 0')
+    return ordered, problems
