@@ -1,0 +1,360 @@
+"""MEDI and MEDI+0 dipole inversion (morphology-enabled dipole inversion, L1 / TV form).
+
+Minimises, over χ in radians per ΔTE (the unit of the local field),
+
+    λ/2 ||W (exp(i D χ) - exp(i f))||² + ||M_G ∇χ||₁ + λ_CSF ||M_CSF (χ - mean_CSF χ)||²
+
+by Gauss-Newton steps with lagged-diffusivity TV, each solved by conjugate gradients, exactly
+as the MEDI toolbox's ``MEDI_L1.m`` does (its operator and right-hand side, its constants):
+
+    A dx = ∇ᵀ(M_G V ∇dx) + 2λ Dᵀ(W² D dx) + λ_CSF L(dx),
+    b    = ∇ᵀ(M_G V ∇χ) + λ_CSF L(χ) + 2λ Dᵀ Re(conj(w) (-i) (w - W e^{if})),   dx = -A⁻¹ b,
+
+with ``V = 1/sqrt(|M_G ∇χ|² + ε)`` per gradient component (anisotropic TV, ε = 1e-6 in
+(rad/mm)², absolute as in the toolbox), ``w = W exp(i D χ)`` and ``L(x) = M_CSF (x - mean_CSF x)``.
+The result is converted to ppm and referenced to the mean over the CSF mask.
+
+This is the fast implementation (float32, real FFTs with cached kernels, preallocated work
+arrays, the constant data operator W² hoisted out of the loop); :mod:`lesionqsm.qsm.medi_reference`
+is a plain transcription of the same iteration for checking it.
+"""
+
+import time
+
+import numpy as np
+import scipy.fft
+
+from .constants import radians_to_ppm
+from .dipole import dipole_kernel
+from .gradient import gradient, gradient_adjoint
+from .medi_weights import data_weights, gradient_mask, merit_noise_update
+from .smv import smv_filter, smv_kernel
+
+#: Bump when the numerical behaviour changes (recorded in the output metadata).
+VERSION = '1'
+
+#: Lagged-diffusivity smoothing ε of the TV weights, (rad/mm)²; MEDI_L1.m's ``e``.
+TV_EPSILON = 1e-6
+
+
+def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mask,
+             edge_fraction, smv_radius_mm):
+    """Validate inputs and build the pieces every implementation of the iteration shares."""
+    field = np.asarray(local_field_rad, dtype=np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    magnitude = np.asarray(magnitude, dtype=np.float32)
+    if field.ndim != 3:
+        raise ValueError(f'the local field must be a 3-D volume, got shape {field.shape}')
+    for name, arr in (('mask', mask), ('magnitude', magnitude)):
+        if arr.shape != field.shape:
+            raise ValueError(f'{name} shape {arr.shape} differs from field shape {field.shape}')
+    if not mask.any():
+        raise ValueError('the brain mask is empty')
+    if len(voxel_size) != 3 or min(voxel_size) <= 0:
+        raise ValueError(f'voxel_size must be 3 positive lengths in mm, got {voxel_size}')
+    if not np.all(np.isfinite(field[mask])):
+        raise ValueError('the local field has NaN or infinite values inside the mask')
+    if noise_std is None:
+        # phase noise is inversely proportional to the magnitude
+        with np.errstate(divide='ignore'):
+            noise = np.where(magnitude > 0, 1.0 / magnitude, np.inf).astype(np.float32)
+    else:
+        noise = np.array(np.broadcast_to(np.asarray(noise_std, dtype=np.float32), field.shape))
+        if noise_std is not None and np.ndim(noise_std) not in (0, 3):
+            raise ValueError('noise_std must be a scalar or a volume like the field')
+    if csf_mask is not None:
+        csf_mask = np.asarray(csf_mask, dtype=bool)
+        if csf_mask.shape != field.shape:
+            raise ValueError(f'csf_mask shape {csf_mask.shape} differs from {field.shape}')
+    smv_kernel_rfft = None
+    if smv_radius_mm:
+        smv_kernel_rfft = smv_kernel(field.shape, voxel_size, smv_radius_mm, rfft=True)
+        mask = smv_filter(mask.astype(np.float32), voxel_size, smv_radius_mm) > 0.999
+        if not mask.any():
+            raise ValueError(f'the mask vanishes after SMV erosion with radius {smv_radius_mm} mm')
+        field = np.where(mask, field - smv_filter(field, voxel_size, smv_radius_mm), 0.0)
+        field = field.astype(np.float32)
+        finite = np.where(np.isfinite(noise), noise, 0.0)
+        noise = np.sqrt(smv_filter(finite**2, voxel_size, smv_radius_mm) + noise**2)
+    if csf_mask is not None:
+        csf_mask = csf_mask & mask
+        if not csf_mask.any():
+            csf_mask = None
+    m = data_weights(noise, mask)
+    m_g, edge_threshold = gradient_mask(magnitude, mask, voxel_size, edge_fraction=edge_fraction)
+    return dict(field=field, mask=mask, noise=noise, m=m, m_g=m_g, csf_mask=csf_mask,
+                edge_threshold=edge_threshold, smv_kernel_rfft=smv_kernel_rfft)
+
+
+def _finish(x_rad, problem, *, field_strength, delta_te):
+    """Convert to ppm, zero outside the mask, reference to the CSF (or whole-brain) mean."""
+    mask = problem['mask']
+    csf = problem['csf_mask']
+    chi = radians_to_ppm(x_rad.astype(np.float64), field_strength=field_strength,
+                         delta_te=delta_te)
+    if csf is not None:
+        reference = 'csf'
+        chi = chi - chi[csf].mean()
+    else:
+        reference = 'whole_brain'
+        chi = chi - chi[mask].mean()
+    chi = np.where(mask, chi, 0.0).astype(np.float32)
+    # remove the float32 rounding of the reference mean (CSF mean is 0 to float precision)
+    ref = csf if csf is not None else mask
+    chi[ref] -= np.float32(chi[ref].astype(np.float64).mean())
+    return chi, reference
+
+
+def _cg(apply_a, b, *, tol, max_iter):
+    """CG from 0 for a symmetric positive definite operator; stops at ||r|| < tol ||b||.
+
+    The stopping rule is MEDI's ``cgsolve`` (``r'r < tol² · b'b``).
+    """
+    x = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    delta = float(np.vdot(r, r))
+    stop = tol**2 * delta
+    it = 0
+    while it < max_iter and delta > stop:
+        q = apply_a(p)
+        alpha = delta / float(np.vdot(p, q))
+        x += np.float32(alpha) * p
+        r -= np.float32(alpha) * q
+        delta_new = float(np.vdot(r, r))
+        p *= np.float32(delta_new / delta)
+        p += r
+        delta = delta_new
+        it += 1
+    return x, it, float(np.sqrt(delta / (stop / tol**2))) if stop > 0 else 0.0
+
+
+def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_tol,
+           cg_max_iter, cg_tol, merit):
+    """The Gauss-Newton / CG iteration (fast version); returns χ in rad and a history dict."""
+    field = problem['field']
+    mask = problem['mask']
+    m = problem['m']
+    m_g = problem['m_g']
+    csf = problem['csf_mask'] if lambda_csf else None
+    noise = problem['noise']
+    shape = field.shape
+    kernel = dipole_kernel(shape, voxel_size, b0_dir=b0_dir, rfft=True)
+    if problem['smv_kernel_rfft'] is not None:
+        kernel = (kernel * (1.0 - problem['smv_kernel_rfft'])).astype(np.float32)
+    lam2 = np.float32(2.0 * lambda_)
+
+    def dconv(x):
+        spec = scipy.fft.rfftn(x, workers=-1)
+        spec *= kernel
+        return scipy.fft.irfftn(spec, s=shape, workers=-1)
+
+    grad_buf = np.empty((3,) + shape, dtype=np.float32)
+    div_buf = np.empty(shape, dtype=np.float32)
+    csf_idx = np.flatnonzero(csf) if csf is not None else None
+    lam_csf = np.float32(lambda_csf)
+
+    def csf_term(x):
+        # λ_CSF · L(L(x)) with L(x) = M_CSF (x - mean_CSF x); L is a projection so L∘L = L
+        out = np.zeros(shape, dtype=np.float32)
+        vals = x.ravel()[csf_idx]
+        out.ravel()[csf_idx] = lam_csf * (vals - vals.mean(dtype=np.float64))
+        return out
+
+    x = np.zeros(shape, dtype=np.float32)
+    history = {'update_ratio': [], 'cg_iterations': [], 'cg_relative_residual': [],
+               'cost_data': [], 'cost_tv': []}
+    b0 = m * np.exp(1j * field).astype(np.complex64)
+    w2 = lam2 * m * m
+    ratio = np.inf
+    it = 0
+    while ratio > gn_tol and it < max_gn_iter:
+        it += 1
+        gx = gradient(x, voxel_size, out=grad_buf)
+        gx *= m_g
+        tv_w = m_g / np.sqrt(gx * gx + np.float32(TV_EPSILON))
+
+        def apply_a(dx, tv_w=tv_w, w2=w2):
+            g = gradient(dx, voxel_size, out=grad_buf)
+            g *= tv_w
+            out = gradient_adjoint(g, voxel_size, out=div_buf).copy()
+            out += dconv(w2 * dconv(dx))
+            if csf_idx is not None:
+                out += csf_term(dx)
+            return out
+
+        dx_x = dconv(x)
+        w = m * np.exp(1j * dx_x).astype(np.complex64)
+        # Re(conj(w) · (-i) · (w - b0)) = Im(conj(w) · (w - b0)) = -Im(conj(w) · b0)
+        data_grad = -(np.conj(w) * b0).imag
+        g = gradient(x, voxel_size, out=grad_buf)
+        g *= tv_w
+        b = gradient_adjoint(g, voxel_size, out=div_buf).copy()
+        b += lam2 * dconv(data_grad.astype(np.float32))
+        if csf_idx is not None:
+            b += csf_term(x)
+        dx, n_cg, rel = _cg(apply_a, -b, tol=cg_tol, max_iter=cg_max_iter)
+        x_norm = float(np.linalg.norm(x))
+        ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
+        x += dx
+        residual = m * np.exp(1j * dconv(x)).astype(np.complex64) - b0
+        history['update_ratio'].append(ratio)
+        history['cg_iterations'].append(n_cg)
+        history['cg_relative_residual'].append(rel)
+        history['cost_data'].append(float(np.linalg.norm(residual)))
+        history['cost_tv'].append(float(np.abs(m_g * gradient(x, voxel_size)).sum()))
+        if merit:
+            noise = merit_noise_update(noise, residual, mask)
+            m = data_weights(noise, mask)
+            b0 = m * np.exp(1j * field).astype(np.complex64)
+            w2 = lam2 * m * m
+    history['iterations'] = it
+    return x, history
+
+
+def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf_mask,
+         field_strength, delta_te, lambda_, lambda_csf, max_gn_iter, gn_tol, cg_max_iter, cg_tol,
+         edge_fraction, smv_radius_mm, merit, solver):
+    if field_strength <= 0 or delta_te <= 0:
+        raise ValueError(f'field_strength ({field_strength} T) and delta_te ({delta_te} s) '
+                         'must be positive')
+    if lambda_ <= 0 or lambda_csf < 0:
+        raise ValueError(f'lambda_ must be positive and lambda_csf non-negative, got '
+                         f'{lambda_} and {lambda_csf}')
+    if max_gn_iter < 1 or cg_max_iter < 1:
+        raise ValueError('max_gn_iter and cg_max_iter must be at least 1')
+    t0 = time.perf_counter()
+    problem = _prepare(local_field_rad, mask, magnitude, voxel_size, noise_std=noise_std,
+                       csf_mask=csf_mask, edge_fraction=edge_fraction,
+                       smv_radius_mm=smv_radius_mm)
+    t1 = time.perf_counter()
+    x, history = solver(problem, voxel_size, b0_dir=b0_dir, lambda_=lambda_,
+                        lambda_csf=lambda_csf, max_gn_iter=max_gn_iter, gn_tol=gn_tol,
+                        cg_max_iter=cg_max_iter, cg_tol=cg_tol, merit=merit)
+    t2 = time.perf_counter()
+    chi, reference = _finish(x, problem, field_strength=field_strength, delta_te=delta_te)
+    info = dict(history)
+    info.update({
+        'reference': reference,
+        'mask': problem['mask'],
+        'edge_threshold': problem['edge_threshold'],
+        'time_prepare_s': t1 - t0,
+        'time_solve_s': t2 - t1,
+        'time_total_s': time.perf_counter() - t0,
+        'parameters': {
+            'lambda': lambda_, 'lambda_csf': lambda_csf if csf_mask is not None else 0.0,
+            'max_gn_iter': max_gn_iter, 'gn_tol': gn_tol, 'cg_max_iter': cg_max_iter,
+            'cg_tol': cg_tol, 'edge_fraction': edge_fraction, 'smv_radius_mm': smv_radius_mm,
+            'merit': merit, 'tv_epsilon': TV_EPSILON, 'field_strength_T': field_strength,
+            'delta_te_s': delta_te, 'version': VERSION,
+        },
+    })
+    return chi, info
+
+
+def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
+                   noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
+                   lambda_csf=100.0, max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01,
+                   edge_fraction=0.9, smv_radius_mm=None, merit=False):
+    """MEDI+0: MEDI with a uniform-CSF penalty and the CSF mean as the zero reference.
+
+    Parameters
+    ----------
+    local_field_rad : ndarray, shape (X, Y, Z)
+        Local (background-removed) field in radians per echo spacing ΔTE; λ = 1000 is tuned
+        to this unit.
+    mask : ndarray of bool, shape (X, Y, Z)
+        Brain mask.
+    magnitude : ndarray, shape (X, Y, Z)
+        Magnitude image (any scale) for the edge mask M_G, and for the data weights when
+        ``noise_std`` is None (weights ∝ magnitude).
+    voxel_size : tuple of 3 float
+        Voxel size in mm.
+    b0_dir : tuple of 3 float, optional
+        Unit B0 vector in array axes.
+    noise_std : None, float or ndarray, optional
+        Field noise standard deviation (any scale); data weights W = 1/σ normalised to mean 1
+        over the mask.
+    csf_mask : ndarray of bool, optional
+        Ventricular CSF mask.  ``None`` or empty (inside the mask): no CSF term and the
+        whole-brain mean is the zero reference (``info['reference'] == 'whole_brain'``).
+    field_strength : float
+        B0 in tesla.
+    delta_te : float
+        Echo spacing ΔTE in seconds (the unit of the field).
+    lambda_ : float, optional
+        Data-fidelity weight λ (MEDI default 1000).
+    lambda_csf : float, optional
+        CSF uniformity weight λ_CSF (MEDI+0 default 100).
+    max_gn_iter : int, optional
+        At most this many Gauss-Newton steps (default 10).
+    gn_tol : float, optional
+        Stop when ``||dχ|| / ||χ|| < gn_tol`` (default 0.1; ||χ|| before the update, as MEDI,
+        so at least two steps run).
+    cg_max_iter : int, optional
+        CG iterations per Gauss-Newton step, at most (default 100).
+    cg_tol : float, optional
+        CG relative residual tolerance (default 0.01).
+    edge_fraction : float, optional
+        Edge gradient components as a fraction of mask voxels (default 0.9, see
+        :func:`lesionqsm.qsm.medi_weights.gradient_mask`).
+    smv_radius_mm : float, optional
+        If set (MEDI uses 5 mm), remove the residual background by SMV filtering, erode the
+        mask by the sphere and use the kernel ``(1 - S) D``.
+    merit : bool, optional
+        Model-error reweighting of the data weights after each Gauss-Newton step.
+
+    Returns
+    -------
+    chi : float32 ndarray, shape (X, Y, Z)
+        Susceptibility in ppm, 0 outside ``info['mask']``, mean 0 over the reference region.
+    info : dict
+        ``iterations``, per-step ``update_ratio``, ``cg_iterations``, ``cg_relative_residual``,
+        ``cost_data``, ``cost_tv``; ``reference`` ('csf' or 'whole_brain'); ``mask`` (the mask
+        χ is defined on: eroded when SMV is on); ``edge_threshold``; timings in s
+        (``time_prepare_s``, ``time_solve_s``, ``time_total_s``); ``parameters``.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, an empty mask, non-finite field values in the mask, or
+        non-positive field strength, echo spacing or λ.
+
+    Notes
+    -----
+    Departures from the MEDI toolbox: the edge-mask threshold is an exact order statistic
+    rather than a 5 %-step search; the data weights are always normalised to mean 1; the
+    output is referenced by subtracting the CSF mean in float64.
+
+    References
+    ----------
+    .. [1] Liu Z, et al. Magn Reson Med 2018;79:2795-2803 (MEDI+0).
+    .. [2] Liu J, et al. NeuroImage 2012;59:2560-2568 (MEDI, L1 form).
+    """
+    if csf_mask is not None and not np.any(csf_mask):
+        csf_mask = None
+    return _run(local_field_rad, mask, magnitude, voxel_size, b0_dir=b0_dir,
+                noise_std=noise_std, csf_mask=csf_mask, field_strength=field_strength,
+                delta_te=delta_te, lambda_=lambda_, lambda_csf=lambda_csf,
+                max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
+                edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
+                solver=_solve)
+
+
+def medi(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
+         noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
+         max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01, edge_fraction=0.9,
+         smv_radius_mm=None, merit=False):
+    """Plain MEDI (no CSF term); χ in ppm referenced to the CSF mean if ``csf_mask`` is given.
+
+    Parameters and returns as :func:`medi_plus_zero` without ``lambda_csf``: the CSF mask,
+    if any, only sets the zero reference (``info['reference']``), it is not penalised.
+    """
+    if csf_mask is not None and not np.any(csf_mask):
+        csf_mask = None
+    return _run(local_field_rad, mask, magnitude, voxel_size, b0_dir=b0_dir,
+                noise_std=noise_std, csf_mask=csf_mask, field_strength=field_strength,
+                delta_te=delta_te, lambda_=lambda_, lambda_csf=0.0,
+                max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
+                edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
+                solver=_solve)
