@@ -218,7 +218,7 @@ def _fit_block(block, tau, *, max_iter, tol):
     # Initial frequency from the first two echoes, then unwrap echo 3 against it (MEDI).
     c = _wrap(phase[:, 1] - phase[:, 0])
     if n_echoes >= 3:
-        pred = phase[:, 1] + c * (tau[2] - tau[1])
+        pred = phase[:, 0] + c * tau[2]
         phase3 = phase[:, 2] + 2 * np.pi * np.round((pred - phase[:, 2]) / (2 * np.pi))
         phase_u = np.stack([phase[:, 0], phase[:, 0] + c, phase3], axis=1)
         design = np.stack([np.ones(3), tau[:3]], axis=1)
