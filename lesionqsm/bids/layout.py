@@ -213,7 +213,8 @@ def _pick_last_run(files, what, problems):
     """Group images by (acq, rec, run); keep the last group, reporting the choice."""
     groups = {}
     for f in files:
-        key = tuple(str(f.entities.get(k, '')) for k in ('acq', 'rec', 'run'))
+        key = tuple(str(f.entities.get(k, ''))
+                    for k in ('acquisition', 'reconstruction', 'run'))
         groups.setdefault(key, []).append(f)
     keys = sorted(groups, key=lambda k: [natural_key(v) for v in k])
     if len(keys) > 1:
@@ -365,7 +366,7 @@ def _pick_anat(files, suffix, problems, *, ce):
     """One anatomical image: no ``part``; ``ce`` absent (ce=False) or present (ce=True)."""
     chosen = [f for f in files if f.entities.get('suffix') == suffix
               and f.entities.get('part') is None
-              and (f.entities.get('ce') is not None) == ce]
+              and (f.entities.get('ceagent') is not None) == ce]
     if not chosen:
         return None
     chosen = _pick_last_run(chosen, suffix + (' (contrast-enhanced)' if ce else ''), problems)

@@ -227,8 +227,9 @@ def phase_to_radians(data, units, *, path):
     data : ndarray
         Phase image values.
     units : {'rad', 'arbitrary'}
-        ``'arbitrary'`` values are mapped linearly from [min, max] onto [-π, π)
-        (the Siemens -4096..4095 convention and the BIDS "arbitrary" meaning).
+        ``'arbitrary'`` values are mapped linearly onto [-π, π): integer codes
+        min..max as ``n = max - min + 1`` equal steps (Siemens -4096..4095 gives
+        -π..π - 2π/8192 exactly), other values from [min, max] onto [-π, π].
     path : str or Path
         The phase file, named in the errors.
 
@@ -247,7 +248,9 @@ def phase_to_radians(data, units, *, path):
     if units == 'arbitrary':
         finite = phase[np.isfinite(phase)]
         lo, hi = finite.min(), finite.max()
-        phase = (phase - lo) / (hi - lo) * (2 * np.pi) - np.pi
+        # integer codes: n = max - min + 1 codes cover [-π, π) in steps of 2π/n
+        span = hi - lo + 1 if np.array_equal(finite, np.round(finite)) else hi - lo
+        phase = (phase - lo) / span * (2 * np.pi) - np.pi
     wrapped = np.mod(phase + np.pi, 2 * np.pi) - np.pi
     return wrapped.astype(np.float32)
 
