@@ -56,7 +56,8 @@ def test_zero_padded_echoes_sorted_by_number(tiny_bids):
     """echo-01 .. echo-11: sorted by number, so echo-10 and echo-11 come last."""
     tiny_bids.megre('01', '01', n_echoes=11, echo_pad=2, dte=0.002)
     gre = collect_subject(tiny_bids.root, '01').sessions[0].megre
-    assert [Path(p).name.split('_')[2] for p in gre.mag_files][-3:] == ['echo-09', 'echo-10', 'echo-11']
+    labels = [Path(p).name.split('_')[2] for p in gre.mag_files]
+    assert labels[-3:] == ['echo-09', 'echo-10', 'echo-11']
     assert np.all(np.diff(gre.echo_times) > 0) and gre.n_echoes == 11
 
 
