@@ -97,7 +97,9 @@ def configure_execution(
         Memory in GB MultiProc may use at once (None: nipype's default, 90 % of this
         machine's; ignored by the SLURM plugins).
     plugin_args : dict, optional
-        Extra nipype plugin arguments; they override the ones built here.
+        Extra nipype plugin arguments; they override the ones built here. Its keys
+        ``poll_sleep_duration`` and ``job_finished_timeout``, if given, are taken as those
+        settings (so ``--plugin-args '{"poll_sleep_duration": 0.2}'`` works).
     sbatch_args : str, optional
         Extra ``sbatch`` options for every job, e.g. ``'--partition=short --account=ms'``.
     work_dir : str or Path
@@ -139,6 +141,11 @@ def configure_execution(
     if mem_gb is not None and not float(mem_gb) > 0:
         raise ValueError(f'mem_gb must be a positive number of GB, got {mem_gb!r}')
     slurm = plugin in SLURM_PLUGINS
+    plugin_args = dict(plugin_args or {})  # the two config settings may come from --plugin-args
+    if poll_sleep_duration is None:
+        poll_sleep_duration = plugin_args.pop('poll_sleep_duration', None)
+    if job_finished_timeout is None:
+        job_finished_timeout = plugin_args.pop('job_finished_timeout', None)
     if poll_sleep_duration is None:
         poll_sleep_duration = SLURM_POLL_SECONDS if slurm else 2.0
     if job_finished_timeout is None:
