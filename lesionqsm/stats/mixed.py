@@ -1,0 +1,189 @@
+"""REML/ML fits of two-level linear mixed models with design matrices built directly.
+
+The growth-curve and volume models share this: patients are the statsmodels groups (random
+intercept, optionally a random slope), lesions within a patient a variance component.  Building
+``exog``, ``exog_re`` and ``exog_vc`` as arrays avoids the formula interface, which costs about
+10 s per model at 10,000 lesions.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+__all__ = ['MixedFit', 'fit_mixed', 'fixed_effect_covariance', 'SINGULAR_TOL']
+
+#: A fit is singular when a random-effect standard deviation relative to the residual one
+#: (lme4's theta) is below this (lme4's ``isSingular`` default tolerance).
+SINGULAR_TOL = 1e-4
+
+
+@dataclass
+class MixedFit:
+    """Result of :func:`fit_mixed`; variances in squared response units."""
+
+    fe_params: np.ndarray
+    cov_fe: np.ndarray  # lme4-equivalent (X' V^-1 X)^-1
+    cov_fe_statsmodels: np.ndarray  # fixed-effect block of statsmodels' full inverse Hessian
+    cov_re: np.ndarray  # patient random effects (intercept[, slope])
+    vcomp: np.ndarray  # lesion-within-patient variance components
+    scale: float  # residual variance
+    llf: float
+    reml: bool
+    converged: bool
+    singular: bool
+    polished: bool
+    n_obs: int
+    notes: list = field(default_factory=list)
+
+
+def _group_blocks(patient):
+    """Row indices of every patient, in statsmodels' group order (sorted labels)."""
+    labels, inverse = np.unique(patient, return_inverse=True)
+    order = np.argsort(inverse, kind='stable')
+    bounds = np.cumsum(np.bincount(inverse, minlength=labels.size))[:-1]
+    return np.split(order, bounds), labels
+
+
+def _build_model(y, x, patient, lesion, slope, reml):
+    blocks, labels = _group_blocks(patient)
+    exog_re = np.ones((y.size, 1)) if slope is None else np.column_stack([np.ones(y.size), slope])
+    exog_vc = None
+    if lesion is not None:
+        names = ['lesion'] if slope is None else ['lesion', 'lesion_slope']
+        mats = [[] for _ in names]
+        colnames = [[] for _ in names]
+        for rows in blocks:
+            levels, codes = np.unique(lesion[rows], return_inverse=True)
+            indicator = np.zeros((rows.size, levels.size))
+            indicator[np.arange(rows.size), codes] = 1.0
+            mats[0].append(indicator)
+            colnames[0].append([str(v) for v in levels])
+            if slope is not None:
+                mats[1].append(indicator * slope[rows, None])
+                colnames[1].append([str(v) for v in levels])
+        exog_vc = VCSpec(names, colnames, mats)
+    model = MixedLM(y, x, groups=patient, exog_re=exog_re, exog_vc=exog_vc)
+    return model
+
+
+def _thetas(result):
+    """Random-effect SDs relative to the residual SD (lme4's theta, for singularity)."""
+    scale = result.scale
+    eig = np.linalg.eigvalsh(np.atleast_2d(result.cov_re) / scale)
+    vc = np.asarray(result.vcomp, dtype=float) / scale
+    return np.sqrt(np.clip(np.concatenate([eig, vc]), 0.0, None))
+
+
+def _quiet_fit(model, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        result = model.fit(**kwargs)
+    messages = sorted({str(w.message) for w in caught
+                       if issubclass(w.category, (ConvergenceWarning, RuntimeWarning))})
+    return result, messages
+
+
+def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200):
+    """Fit y = X b + patient effects [+ lesion-within-patient effects] + e.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n,)
+        Response (e.g. χ in ppb).
+    x : ndarray, shape (n, p)
+        Fixed-effect design, full column rank.
+    patient : array_like, shape (n,)
+        Patient label per row (random intercept per patient).
+    lesion : array_like, shape (n,), optional
+        Lesion label per row, unique within a patient; adds a random intercept per lesion
+        within patient (a statsmodels variance component).
+    slope : ndarray, shape (n,), optional
+        Time covariate of random slopes: a patient slope correlated with the patient
+        intercept, and (with ``lesion``) an independent slope per lesion.
+    reml : bool
+        REML (default) or maximum likelihood (for likelihood-ratio tests of fixed effects).
+    maxiter : int
+        Iterations of each optimiser.
+
+    Returns
+    -------
+    MixedFit
+
+    Notes
+    -----
+    The first fit uses L-BFGS (then BFGS if it fails).  If a random-effect SD relative to
+    the residual SD is below :data:`SINGULAR_TOL` (a singular fit, where MixedLM may stop
+    short of the optimum while reporting convergence), the fit is polished by Nelder-Mead
+    started from the first solution, and the better likelihood is kept.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    patient = np.asarray(patient)
+    lesion = None if lesion is None else np.asarray(lesion)
+    slope = None if slope is None else np.asarray(slope, dtype=float)
+    model = _build_model(y, x, patient, lesion, slope, reml)
+    result, notes = _quiet_fit(model, reml=reml, method=['lbfgs', 'bfgs'], maxiter=maxiter)
+    polished = False
+    if np.min(_thetas(result)) < SINGULAR_TOL:
+        second, more = _quiet_fit(model, reml=reml, method=['nm'], maxiter=20 * maxiter,
+                                  start_params=result.params_object)
+        polished = True
+        if second.llf > result.llf + 1e-10:
+            result, notes = second, more
+    singular = bool(np.min(_thetas(result)) < SINGULAR_TOL)
+    vcomp = np.asarray(result.vcomp, dtype=float)
+    cov_re = np.atleast_2d(np.asarray(result.cov_re, dtype=float))
+    cov_fe = fixed_effect_covariance(x, patient, cov_re, vcomp, result.scale, lesion=lesion,
+                                     slope=slope)
+    k = x.shape[1]
+    return MixedFit(
+        fe_params=np.asarray(result.fe_params, dtype=float), cov_fe=cov_fe,
+        cov_fe_statsmodels=np.asarray(result.cov_params())[:k, :k],
+        cov_re=cov_re, vcomp=vcomp, scale=float(result.scale), llf=float(result.llf),
+        reml=reml, converged=bool(result.converged), singular=singular, polished=polished,
+        n_obs=int(y.size), notes=notes,
+    )
+
+
+def fixed_effect_covariance(x, patient, cov_re, vcomp, scale, *, lesion=None, slope=None):
+    """lme4-equivalent covariance of the fixed effects, (X' V⁻¹ X)⁻¹.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, p)
+        Fixed-effect design.
+    patient, lesion, slope
+        As in :func:`fit_mixed`.
+    cov_re : ndarray, shape (q, q)
+        Patient random-effect covariance (intercept[, slope]), response units squared.
+    vcomp : ndarray
+        Lesion variance components (intercept[, slope]), response units squared.
+    scale : float
+        Residual variance.
+
+    Returns
+    -------
+    ndarray, shape (p, p)
+        Covariance of the GLS estimate at the given variance parameters; the marginal
+        covariance is block diagonal by patient, V_i = Z_i G Z_i' + σ² I.
+    """
+    x = np.asarray(x, dtype=float)
+    blocks, _ = _group_blocks(np.asarray(patient))
+    info = np.zeros((x.shape[1], x.shape[1]))
+    for rows in blocks:
+        n = rows.size
+        z = np.ones((n, 1)) if slope is None else np.column_stack([np.ones(n), slope[rows]])
+        v = z @ cov_re @ z.T + scale * np.eye(n)
+        if lesion is not None and len(vcomp):
+            lab = lesion[rows]
+            same = (lab[:, None] == lab[None, :]).astype(float)
+            v += vcomp[0] * same
+            if slope is not None and len(vcomp) > 1:
+                s = slope[rows]
+                v += vcomp[1] * same * np.outer(s, s)
+        xi = x[rows]
+        info += xi.T @ np.linalg.solve(v, xi)
+    return np.linalg.inv(info)
