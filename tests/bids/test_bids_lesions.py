@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import standard_subject, write_tsv
+from bids_tree import standard_subject, write_tsv
 
 from lesionqsm.bids.layout import collect_subject
 from lesionqsm.bids.lesions import read_lesions_tsv
@@ -109,7 +109,7 @@ def test_enhancement_column_optional(tmp_path):
 
 
 def test_non_integer_label_map(standard_bids):
-    from conftest import write_nifti
+    from bids_tree import write_nifti
 
     path = (standard_bids.lesions_dir / 'sub-01' / 'ses-01' / 'anat'
             / 'sub-01_ses-01_space-FLAIR_desc-lesions_dseg.nii.gz')

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_json, write_nifti
+from bids_tree import write_json, write_nifti
 
 from lesionqsm.bids.layout import InputError, collect_participants, collect_subject
 

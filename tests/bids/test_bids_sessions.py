@@ -3,7 +3,7 @@
 from datetime import datetime
 
 import pytest
-from conftest import write_tsv
+from bids_tree import write_tsv
 
 from lesionqsm.bids.layout import collect_subject
 from lesionqsm.bids.sessions import lesion_age_years, order_sessions, parse_acq_time
