@@ -16,6 +16,19 @@ def _last_error_line(traceback_lines):
     return 'unknown error'
 
 
+def _read_crash(crash_file, loadcrash):
+    """Node name and traceback of a crash file, in nipype's pklz or txt format."""
+    if crash_file.suffix == '.txt':
+        text = crash_file.read_text(errors='replace')
+        node = re.search(r'^Node: (.+)$', text, flags=re.MULTILINE)
+        return {'node': node.group(1).strip() if node else crash_file.name,
+                'traceback': [text.split('Traceback', 1)[-1]]}
+    try:
+        return loadcrash(str(crash_file))
+    except Exception:  # an unreadable crash file still tells us the node's name
+        return {'node': crash_file.name, 'traceback': ['unreadable crash file']}
+
+
 def summarise_crashes(crash_dir, *, since=0.0):
     """Read nipype crash files written after ``since`` and say why each subject failed.
 
@@ -40,10 +53,7 @@ def summarise_crashes(crash_dir, *, since=0.0):
     for crash_file in sorted(crash_dir.glob('crash-*'), key=lambda p: p.stat().st_mtime):
         if crash_file.stat().st_mtime < since:
             continue
-        try:
-            crash = loadcrash(str(crash_file))
-        except Exception:  # an unreadable crash file still tells us the node's name
-            crash = {'node': crash_file.name, 'traceback': ['unreadable crash file']}
+        crash = _read_crash(crash_file, loadcrash)
         node_name = str(crash.get('node', crash_file.name))
         subject = _SUBJECT.search(node_name) or _SUBJECT.search(crash_file.name)
         label = subject.group(1) if subject else 'unknown'

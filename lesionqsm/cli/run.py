@@ -1,7 +1,6 @@
 """Run the participant level: build one nipype workflow over the subjects and execute it."""
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,12 +37,6 @@ def default_lesions_dir(bids_dir):
     return Path(bids_dir) / 'derivatives' / 'lesions'
 
 
-def lesion_annotations(lesions_dir, subject):
-    """The subject's ``lesions.tsv`` annotation table, or None for a QSM-only run."""
-    path = Path(lesions_dir) / f'sub-{subject}' / f'sub-{subject}_lesions.tsv'
-    return path if path.is_file() else None
-
-
 def progress_callback(node, status):
     """nipype status callback: one line per finished node, prefixed by subject and visit."""
     if status not in ('end', 'exception'):
@@ -55,7 +48,7 @@ def progress_callback(node, status):
     LOGGER.info('[%s] %s %s', where or 'group', node.name, verb)
 
 
-def build_participant_workflow(opts, subjects_data, config, lesions_dir):
+def build_participant_workflow(opts, subjects_data, config):
     """One top-level workflow holding a ``sub_<label>_wf`` per subject."""
     from nipype.pipeline import engine as pe
 
@@ -70,7 +63,7 @@ def build_participant_workflow(opts, subjects_data, config, lesions_dir):
     for subject_data in subjects_data:
         subject_wf = init_subject_wf(
             subject_data, output_dir=str(opts.output_dir),
-            lesions_file=lesion_annotations(lesions_dir, subject_data.subject),
+            lesions_file=None if subject_data.lesion_errors else subject_data.lesions_tsv,
             registration=opts.registration, qsm_options=qsm_options, nawm_shell_mm=shell,
             omp_nthreads=opts.omp_nthreads)
         workflow.add_nodes([subject_wf])
@@ -79,7 +72,8 @@ def build_participant_workflow(opts, subjects_data, config, lesions_dir):
 
 def run_participant(opts, config):
     """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
-    from ..bids.layout import InputError, collect_participants, collect_subject
+    from ..bids.layout import collect_participants, collect_subject
+    from ..bids.metadata import InputError
     from ..bids.templates_io import write_dataset_description
     from .plugins import apply_node_resources, configure_execution
 
@@ -92,7 +86,7 @@ def run_participant(opts, config):
         try:
             data = collect_subject(opts.bids_dir, subject, session_label=opts.session_label,
                                    lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
-                                   field_strength_override=opts.field_strength)
+                                   field_strength_override=opts.field_strength, strict=False)
         except (InputError, ValueError) as exc:
             failures[subject] = str(exc)
             LOGGER.error('sub-%s: %s', subject, exc)
@@ -101,9 +95,14 @@ def run_participant(opts, config):
             continue
         for problem in data.problems:
             LOGGER.warning('sub-%s: %s', subject, problem)
+        for error in data.lesion_errors:
+            LOGGER.error('sub-%s: lesion annotations: %s', subject, error)
+        if data.lesion_errors:
+            failures[subject] = ('no lesion table (QSM maps still written): '
+                                 + '; '.join(data.lesion_errors))
         for session in data.sessions:
-            for problem in getattr(session, 'problems', []):
-                LOGGER.warning('sub-%s ses-%s: %s', subject, session.session_id, problem)
+            for error in session.errors:
+                LOGGER.error('sub-%s ses-%s: %s', subject, session.session_id, error)
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
                         'multi-echo GRE with phase' if session.megre is not None
                         and session.megre.has_phase else 'no phase data: no QSM for this visit')
@@ -118,14 +117,15 @@ def run_participant(opts, config):
             valid.append(data)
 
     if valid and not (failures and opts.stop_on_first_crash):
-        write_dataset_description(output_dir, bids_dir=opts.bids_dir, version=__version__)
-        workflow = build_participant_workflow(opts, valid, config, lesions_dir)
+        write_dataset_description(output_dir, bids_dir=opts.bids_dir, version=__version__,
+                                  overwrite=True)
+        workflow = build_participant_workflow(opts, valid, config)
         crash_dir = output_dir / 'logs' / 'crash'
         plugin, plugin_args = configure_execution(
             plugin=opts.plugin, nprocs=opts.nprocs, mem_gb=opts.mem_gb,
             plugin_args=opts.plugin_args, sbatch_args=opts.sbatch_args,
             work_dir=opts.work_dir, crashdump_dir=crash_dir,
-            stop_on_first_crash=opts.stop_on_first_crash)
+            stop_on_first_crash=opts.stop_on_first_crash, workflow=workflow)
         if plugin in ('Linear', 'MultiProc'):
             plugin_args.setdefault('status_callback', progress_callback)
         if plugin.startswith('SLURM'):
@@ -151,11 +151,3 @@ def report_outcome(subjects, failures):
         lines = [f'  sub-{s}: {cause}' for s, cause in sorted(failures.items())]
         LOGGER.error('%d of %d subject(s) failed:\n%s', len(failures), len(subjects),
                      '\n'.join(lines))
-
-
-def ensure_logname():
-    """nipype's SLURM plugin reads LOGNAME; some schedulers' environments lack it."""
-    if 'LOGNAME' not in os.environ:
-        import getpass
-
-        os.environ['LOGNAME'] = getpass.getuser()

@@ -17,47 +17,14 @@ from nipype.interfaces.base import (
 )
 
 from ..bids.images import atomic_write_text, check_same_grid, load_image
+from ..bids_templates import lesion_table_dictionary, lesion_table_path
 from ..qsm import roi
 
 ALGORITHM_VERSION = '1'
 DAYS_PER_YEAR = 365.25
 
-#: Column order and data dictionary of the per-subject lesion table.
-LESION_TABLE_COLUMNS = {
-    'participant_id': 'Participant label, sub-<label>.',
-    'lesion_id': 'Lesion identifier from the annotation table (unique within a participant).',
-    'session_id': 'Visit, ses-<label>.',
-    'acq_time': 'Acquisition date and time of the visit (ISO 8601).',
-    'detected_session': 'Visit at which the lesion was first seen enhancing.',
-    'lesion_age_years': 'Years since detection: (acq_time - detection acq_time) / 365.25 d.',
-    'rim': 'Paramagnetic rim on QSM: positive, negative or n/a (from the annotations).',
-    'enhancement': 'Enhancement pattern at detection: nodular, shell or n/a.',
-    'chi_lesion_ppb': 'Mean susceptibility in the lesion ROI drawn at detection, in baseline '
-                      'GRE space, ppb.',
-    'chi_nawm_ppb': 'Median susceptibility in a normal-appearing white-matter shell around the '
-                    'lesion (other lesions and CSF excluded), ppb.',
-    'chi_rel_ppb': 'chi_lesion_ppb - chi_nawm_ppb, ppb.',
-    'volume_mm3': "Lesion volume on this visit's own FLAIR ROI, mm^3 (0 if it vanished).",
-    'baseline_volume_mm3': 'Lesion volume at the detection visit, mm^3.',
-    'volume_change_mm3': 'volume_mm3 - baseline_volume_mm3, mm^3.',
-    'n_voxels': 'Number of GRE voxels in the lesion ROI (baseline space).',
-    'status': "'ok', or why a value is missing.",
-}
-_UNITS = {'lesion_age_years': 'year', 'chi_lesion_ppb': 'ppb', 'chi_nawm_ppb': 'ppb',
-          'chi_rel_ppb': 'ppb', 'volume_mm3': 'mm^3', 'baseline_volume_mm3': 'mm^3',
-          'volume_change_mm3': 'mm^3'}
-
-
-def lesion_table_dictionary():
-    """BIDS-style JSON data dictionary of the lesion table."""
-    out = {}
-    for column, description in LESION_TABLE_COLUMNS.items():
-        entry = {'Description': description}
-        if column in _UNITS:
-            entry['Units'] = _UNITS[column]
-        out[column] = entry
-    out['rim']['Levels'] = {'positive': 'rim+', 'negative': 'rim-', 'n/a': 'not classified'}
-    return out
+#: Column order of the per-subject lesion table (its data dictionary is a template).
+LESION_TABLE_COLUMNS = list(lesion_table_dictionary())
 
 
 class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
@@ -150,7 +117,7 @@ class LesionStatistics(SimpleInterface):
         for _, lesion in lesions.iterrows():
             rows.extend(self._measure_lesion(lesion, sessions, times, roi_maps, chi_maps,
                                              volumes, brain, exclude, veins, voxel_size))
-        table = pd.DataFrame(rows, columns=list(LESION_TABLE_COLUMNS))
+        table = pd.DataFrame(rows, columns=LESION_TABLE_COLUMNS)
         out_table = Path(runtime.cwd) / f'{inputs.participant_id}_lesions.tsv'
         atomic_write_text(out_table, table.to_csv(sep='\t', index=False, na_rep='n/a',
                                                   float_format='%.10g'))
@@ -268,11 +235,6 @@ class _LesionTableSinkInputSpec(BaseInterfaceInputSpec):
 class _LesionTableSinkOutputSpec(TraitedSpec):
     out_table = File(exists=True, desc='sub-<label>/sub-<label>_lesions.tsv in output_dir')
     out_dictionary = File(exists=True, desc='its JSON data dictionary')
-
-
-def lesion_table_path(output_dir, subject):
-    """Where the per-subject lesion table lives in the derivatives (the group level reads it)."""
-    return Path(output_dir) / f'sub-{subject}' / f'sub-{subject}_lesions.tsv'
 
 
 class LesionTableSink(SimpleInterface):

@@ -7,7 +7,8 @@ from ..interfaces.bids import DerivativesDataSink
 from ..interfaces.lesions import LesionTableSink
 
 
-def init_ds_session_wf(*, output_dir, source_file, name='ds_session_wf'):
+def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
+                       name='ds_session_wf'):
     """Write one visit's QSM derivatives.
 
     Parameters
@@ -16,6 +17,8 @@ def init_ds_session_wf(*, output_dir, source_file, name='ds_session_wf'):
         BIDS derivatives folder.
     source_file : str
         A raw file of the visit (first-echo magnitude) whose entities name the outputs.
+    baseline_reference : str
+        BIDS URI of the baseline visit's χ map: the ``SpatialReference`` of ``space-baseline``.
 
     Inputs
     ------
@@ -35,8 +38,9 @@ def init_ds_session_wf(*, output_dir, source_file, name='ds_session_wf'):
                        name=node_name, run_without_submitting=True)
 
     ds_chi = sink('ds_chi', suffix='Chimap')
-    ds_chi_baseline = sink('ds_chi_baseline', suffix='Chimap', space='baseline')
-    ds_r2star = sink('ds_r2star', suffix='R2starmap', meta_dict={'Units': '1/s'})
+    ds_chi_baseline = sink('ds_chi_baseline', suffix='Chimap', space='baseline',
+                           spatial_reference=baseline_reference)
+    ds_r2star = sink('ds_r2star', suffix='R2starmap')
     ds_brain_mask = sink('ds_brain_mask', suffix='mask', desc='brain')
     ds_csf_mask = sink('ds_csf_mask', suffix='mask', desc='csf')
     ds_xfm = sink('ds_xfm', suffix='xfm', extension='.mat', from_='GRE', to='baseline',

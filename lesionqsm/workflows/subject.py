@@ -3,6 +3,7 @@
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..bids_templates import spatial_reference
 from ..interfaces.lesions import IdentityTransform, LesionStatistics
 from ..interfaces.qsm import estimate_mem_gb
 from ..interfaces.registration import ApplyTransform, ConcatenateTransforms, Coregister
@@ -37,7 +38,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
     output_dir : str
         BIDS derivatives folder.
     lesions_file : str, optional
-        The subject's ``lesions.tsv`` annotation table; without it the run is QSM-only.
+        The subject's checked ``lesions.tsv`` (``SubjectData.lesions_tsv``); without it the
+        run is QSM-only.
     registration : {'auto', 'flirt', 'builtin'}
         Registration engine (FLIRT when on PATH for 'auto').
     qsm_options : dict, optional
@@ -72,6 +74,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         qsm_wf.inputs.inputnode.mag_files = list(megre.mag_files)
         qsm_wf.inputs.inputnode.phase_files = list(megre.phase_files)
         ds_wf = init_ds_session_wf(output_dir=output_dir, source_file=megre.mag_files[0],
+                                   baseline_reference=spatial_reference(subject,
+                                                                        baseline.session_id),
                                    name=f'{_label(session)}_ds_wf')
         workflow.connect([
             (qsm_wf, ds_wf, [('outputnode.chi', 'inputnode.chi'),
@@ -108,7 +112,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         ])  # fmt:skip
         session_nodes[session.session_id] += (chi_to_base,)
 
-    if lesions_file is None:
+    if lesions_file is None or any(s.acq_time is None for s in subject_data.sessions):
         return workflow
 
     sessions = list(subject_data.sessions)
