@@ -1,0 +1,138 @@
+"""The whole chain for one visit on the head phantom: accuracy, scale and phase-sign invariance.
+
+The phantom (3 mm isotropic, 0.8× adult size, 3 T, 5 echoes ΔTE = 5 ms, SNR 100) has air at
++9.4 ppm around a skull, so the background field wraps inside the head; three deep grey nuclei
+(60, 80, 150 ppb), white matter at -30 ppb and five lesions (-10 to +50 ppb from white matter),
+relative to CSF = 0.  One reconstruction takes ~10 s on 2 cores; three are run here.
+"""
+
+import numpy as np
+import pytest
+from _phantoms_a import CSF, WM, head_phantom
+
+from lesionqsm.qsm.constants import ppm_to_radians
+from lesionqsm.qsm.pipeline import reconstruct_session
+
+TE = 0.005 * np.arange(1, 6)
+
+
+@pytest.fixture(scope='module')
+def phantom():
+    return head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=TE, snr=100.0)
+
+
+@pytest.fixture(scope='module')
+def large_scale(phantom):
+    """Magnitudes ×1000 (e.g. scanner integers)."""
+    return reconstruct_session(phantom.signal * np.float32(1e3), TE, field_strength=3.0,
+                               affine=phantom.affine)
+
+
+def _roi_values(phantom, result):
+    """(truth, estimate) in ppb for WM, the nuclei and the lesions (lesions relative to WM)."""
+    chi, mask = result.chi_ppm, result.local_mask
+    wm = float(np.median(chi[(phantom.labels == WM) & mask]))
+    truth = [-30.0] + [1e3 * float(phantom.chi[r].mean()) for r in phantom.nuclei.values()]
+    estimate = [1e3 * wm] + [1e3 * float(chi[r & mask].mean()) for r in phantom.nuclei.values()]
+    lesion_truth = [1e3 * d for d in phantom.lesion_chi]
+    lesion_estimate = [1e3 * (float(chi[r & mask].mean()) - wm) for r in phantom.lesions]
+    return np.array(truth), np.array(estimate), np.array(lesion_truth), np.array(lesion_estimate)
+
+
+def test_intermediate_maps(phantom, large_scale):
+    """The steps this chain owns are exact up to noise: brain mask = phantom brain (Dice ≥ 0.99
+    at 3 mm with sharp tissue edges), unwrapped field = true total field + one global 2πk
+    within 6 propagated σ at every voxel (P(6σ) = 2e-9 per voxel, 37k voxels), CSF mask = the
+    ventricles (CSF R2* 2 /s vs ≥ 20 /s elsewhere, 20 σ apart)."""
+    r = large_scale
+    brain = phantom.brain
+    assert 2 * np.sum(r.brain_mask & brain) / (r.brain_mask.sum() + brain.sum()) >= 0.99
+    truth = ppm_to_radians(phantom.field_ppm, field_strength=3.0, delta_te=0.005)
+    diff = (r.unwrapped_field_rad - truth)[r.brain_mask]
+    k = np.round(np.median(diff) / (2 * np.pi))
+    assert np.all(np.abs(diff - 2 * np.pi * k) < 6 * r.noise_std[r.brain_mask])
+    assert r.reference == 'ventricular_csf'
+    np.testing.assert_array_equal(r.csf_mask, (phantom.labels == CSF) & r.local_mask)
+    assert r.r2star[phantom.labels == WM].mean() == pytest.approx(20.0, rel=0.02)
+    assert r.delta_te == pytest.approx(0.005)
+    assert r.parameters['r2star'] == 'arlo'
+
+
+def test_chi_in_rois_against_truth(phantom, large_scale):
+    """MEDI+0 on this chain: CSF mean 0 (float64 referencing: 1e-6 ppm); ROI regression slope
+    in [0.9, 1.1]; median lesion |error| ≤ 3 ppb (the issue's bound for 3 mm data); every ROI
+    within 10 ppb.  Measured (see the report): slope 0.97, median lesion error 1.8 ppb, worst
+    ROI 7.6 ppb (the 50 ppb lesion of 14 voxels, whose rim is half partial volume at 3 mm)."""
+    r = large_scale
+    assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
+    truth, estimate, lesion_truth, lesion_estimate = _roi_values(phantom, r)
+    x = np.concatenate([truth[1:], lesion_truth + truth[0]])
+    y = np.concatenate([estimate[1:], lesion_estimate + estimate[0]])
+    slope = np.polyfit(x, y, 1)[0]
+    assert 0.9 <= slope <= 1.1
+    assert np.median(np.abs(lesion_estimate - lesion_truth)) <= 3.0
+    assert np.max(np.abs(estimate - truth)) <= 10.0
+    assert np.max(np.abs(lesion_estimate - lesion_truth)) <= 10.0
+
+
+def test_invariant_to_magnitude_scale_and_phase_sign(phantom, large_scale):
+    """×0.001 and ×1000 give the same χ: the echoes are normalised first, so only float32
+    rounding differs; an edge-mask voxel flipping by rounding moves χ locally by < 2 ppb,
+    ROI means agree to 0.05 ppb.  Conjugated echoes with phase_sign=-1 give exactly the
+    same χ (conjugation is exact)."""
+    small = reconstruct_session(phantom.signal * np.float32(1e-3), TE, field_strength=3.0,
+                                affine=phantom.affine)
+    assert np.max(np.abs(small.chi_ppm - large_scale.chi_ppm)) < 2e-3
+    for a, b in zip(_roi_values(phantom, small), _roi_values(phantom, large_scale),
+                    strict=True):
+        np.testing.assert_allclose(a, b, atol=0.05)
+    conjugate = reconstruct_session(np.conj(phantom.signal * np.float32(1e3)), TE,
+                                    field_strength=3.0, affine=phantom.affine, phase_sign=-1)
+    np.testing.assert_array_equal(conjugate.chi_ppm, large_scale.chi_ppm)
+    pallidus = phantom.nuclei[max(phantom.nuclei)]
+    assert conjugate.chi_ppm[pallidus].mean() > 0.1   # paramagnetic stays positive
+
+
+def test_fast_options_uneven_echoes(phantom):
+    """LBV + TKD + Laplacian unwrapping on uneven echoes: R2* switches to log-linear, the CSF
+    reference holds (mean 0), and the nuclei keep their order; TKD's known underestimation
+    (≈ 20 % at threshold 0.19) and LBV's boundary loss only allow a loose check: each nucleus
+    within 40 % of its truth."""
+    te = np.array([0.004, 0.008, 0.014, 0.022, 0.030])
+    uneven = head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=te, snr=100.0)
+    r = reconstruct_session(uneven.signal, te, field_strength=3.0, affine=uneven.affine,
+                            background='lbv', inversion='tkd', unwrapping='laplacian')
+    assert r.parameters['r2star'] == 'loglinear'
+    assert r.reference == 'ventricular_csf'
+    assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
+    means = [r.chi_ppm[reg & r.local_mask].mean() for reg in uneven.nuclei.values()]
+    truth = [uneven.chi[reg].mean() for reg in uneven.nuclei.values()]
+    assert np.all(np.diff(means) > 0)
+    np.testing.assert_allclose(means, truth, rtol=0.4)
+
+
+def test_no_csf_gives_whole_brain_reference():
+    """Without ventricles the reference falls back to the whole brain, and says so."""
+    phantom = head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=TE, ventricles=0,
+                           lesions=False)
+    r = reconstruct_session(phantom.signal, TE, field_strength=3.0, affine=phantom.affine,
+                            inversion='tkd')
+    assert r.reference == 'whole_brain' and 'no CSF found' in r.reference_message
+    assert abs(float(np.mean(r.chi_ppm[r.local_mask], dtype=np.float64))) < 1e-6
+
+
+def test_input_errors(phantom):
+    signal, affine = phantom.signal[:8, :8, :8], phantom.affine
+    with pytest.raises(ValueError, match='phase_sign'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine, phase_sign=0)
+    with pytest.raises(ValueError, match='complex'):
+        reconstruct_session(np.abs(signal), TE, field_strength=3.0, affine=affine)
+    with pytest.raises(ValueError, match='echo times'):
+        reconstruct_session(signal, TE[:3], field_strength=3.0, affine=affine)
+    with pytest.raises(ValueError, match='background'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine, background='sharp')
+    with pytest.raises(ValueError, match='field_strength'):
+        reconstruct_session(signal, TE, field_strength=0, affine=affine)
+    with pytest.raises(ValueError, match='brain_mask shape'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
+                            brain_mask=np.ones((4, 4, 4), bool))
