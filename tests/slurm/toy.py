@@ -80,3 +80,23 @@ def init_toy_wf(base_dir, *, count=5, seconds=0.0, name='toy_wf'):
         (tripled, outputnode, [('allocation', 'tripled')]),
     ])  # fmt: skip
     return wf
+
+
+def main(argv=None):
+    """``python toy.py WORK_DIR PLUGIN SECONDS``: run the toy workflow (resume tests' driver)."""
+    import sys
+
+    from lesionqsm.cli.plugins import apply_node_resources, configure_execution
+
+    work_dir, plugin, seconds = argv or sys.argv[1:]
+    wf = init_toy_wf(work_dir, seconds=float(seconds))
+    name, args = configure_execution(
+        plugin=plugin, nprocs=1, mem_gb=1, work_dir=work_dir, poll_sleep_duration=0.2,
+        job_finished_timeout=2, workflow=wf,
+    )  # fmt: skip
+    apply_node_resources(wf, walltime='00:10:00')
+    wf.run(plugin=name, plugin_args=args)
+
+
+if __name__ == '__main__':
+    main()
