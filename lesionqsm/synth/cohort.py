@@ -395,8 +395,9 @@ def _write_subject(root, p, subject, fine, seed, log):
                   for s, t in zip(sessions, subject.acq_times, strict=True)])
     bw.write_tsv(ann / f'sub-{sub}' / f'sub-{sub}_lesions.tsv',
                  ['lesion_id', 'detected_session', 'rim', 'enhancement'],
-                 [{'lesion_id': x.lesion_id, 'detected_session': f'ses-{sessions[x.detected_visit]}',
-                   'rim': x.rim, 'enhancement': x.enhancement} for x in subject.lesions])
+                 [{'lesion_id': x.lesion_id,
+                   'detected_session': f'ses-{sessions[x.detected_visit]}', 'rim': x.rim,
+                   'enhancement': x.enhancement} for x in subject.lesions])
     bw.write_json(ann / f'sub-{sub}' / f'sub-{sub}_lesions.json', bw.ANNOTATION_JSON)
     truth_rows = []
     for v, ses in enumerate(sessions):
@@ -444,19 +445,23 @@ def _write_subject(root, p, subject, fine, seed, log):
         bw.write_json(f'{dseg}.json', {
             'Description': 'MS lesion label map: integer lesion_id per voxel (0 = no lesion), '
                            'on the FLAIR grid of this session.',
-            'Sources': [f'bids:raw:sub-{sub}/ses-{ses}/anat/{prefix}_FLAIR.nii.gz']})
+            'Sources': [f'bids:raw:sub-{sub}/ses-{ses}/anat/{prefix}_FLAIR.nii.gz'],
+            'SpatialReference': f'bids:raw:sub-{sub}/ses-{ses}/anat/{prefix}_FLAIR.nii.gz'})
         # ground truth
         gdir = bw.anat_dir(gt, sub, ses)
         bw.write_nifti(gdir / f'{prefix}_Chimap.nii.gz', gre['chi_gre'], fine.gre.affine,
                        dtype=np.float32)
         bw.write_json(gdir / f'{prefix}_Chimap.json', {
-            'Units': 'ppm', 'Description': 'True susceptibility relative to CSF, mean over the '
-            'fine simulation voxels of each GRE voxel (air = 9.4 ppm).',
-            'Sources': [f'bids:raw:sub-{sub}/ses-{ses}/anat/{prefix}_echo-1_part-mag_MEGRE.nii.gz']})
+            'Units': 'ppm', 'SkullStripped': False,
+            'Description': 'True susceptibility relative to CSF, mean over the fine simulation '
+                           'voxels of each GRE voxel (air = 9.4 ppm).',
+            'Sources': [f'bids:raw:sub-{sub}/ses-{ses}/anat/'
+                        f'{prefix}_echo-1_part-mag_MEGRE.nii.gz']})
         bw.write_nifti(gdir / f'{prefix}_R2starmap.nii.gz', gre['r2s_gre'], fine.gre.affine,
                        dtype=np.float32)
         bw.write_json(gdir / f'{prefix}_R2starmap.json', {
-            'Units': '1/s', 'Description': 'True R2*, mean over the fine voxels of each GRE '
+            'Units': '1/s', 'SkullStripped': False,
+            'Description': 'True R2*, mean over the fine voxels of each GRE '
                                            'voxel (the decay of a mixed voxel is not exactly '
                                            'mono-exponential).'})
         tissue = gdir / f'{prefix}_desc-tissue_dseg'
@@ -553,6 +558,8 @@ def generate_cohort(out_dir, *, preset='demo', seed=0, log=None, **overrides):
         root / 'derivatives' / 'groundtruth', name='Simulation ground truth',
         description='True susceptibility, R2*, tissue labels, lesion statistics and head '
                     'motion of the synthetic cohort.')
+    bw.atomic_write_text(root / 'derivatives' / 'groundtruth' / '.bidsignore',
+                         'simulation.json\n*_motion.json\n*_noise.json\n')
     bw.write_json(root / 'derivatives' / 'groundtruth' / 'simulation.json', {
         'Preset': dataclasses.asdict(p), 'Seed': int(seed),
         'EchoTimes': list(p.echo_times),

@@ -16,6 +16,7 @@ so a paramagnetic lesion's phase grows with TE.
 """
 
 import numpy as np
+import scipy.fft
 
 from lesionqsm.qsm.constants import GAMMA_RAD
 from lesionqsm.qsm.dipole import forward_field
@@ -103,6 +104,10 @@ class FineGrid:
         corner = gre.affine[:3, 3] - dx / 2  # world position of the GRE grid's outer corner
         lo = np.floor((np.asarray(world_box[0]) - corner) / dx).astype(int)
         hi = np.ceil((np.asarray(world_box[1]) - corner) / dx).astype(int)
+        for axis in range(3):  # grow until the zero-padded FFT length is 5-smooth (fast)
+            while scipy.fft.next_fast_len(int(2 * (hi[axis] - lo[axis]) * block[axis]),
+                                          real=True) != 2 * (hi[axis] - lo[axis]) * block[axis]:
+                hi[axis] += 1
         self.gre = gre
         self.block = tuple(int(b) for b in block)
         shape = tuple(int(n) for n in (hi - lo) * block)
@@ -112,11 +117,11 @@ class FineGrid:
         g_lo = np.maximum(lo, 0)
         g_hi = np.minimum(hi, gre.shape)
         self.gre_slices = tuple(slice(int(a), int(b)) for a, b in zip(g_lo, g_hi, strict=True))
-        self.fine_slices = tuple(slice(int((a - l) * b), int((c - l) * b)) for a, c, l, b in
+        self.fine_slices = tuple(slice(int((a - o) * b), int((c - o) * b)) for a, c, o, b in
                                  zip(g_lo, g_hi, lo, block, strict=True))
 
     def to_gre(self, fine, *, fill=0.0):
-        """Mean of a fine-grid array over each GRE voxel; ``fill`` where the fine grid is absent."""
+        """Mean of a fine array over each GRE voxel; ``fill`` where the fine grid is absent."""
         sub = fine[self.fine_slices]
         n = [s.stop - s.start for s in self.gre_slices]
         b = self.block
@@ -189,7 +194,7 @@ def gre_echoes(m0, r2star, field, fine, echo_times, *, field_strength):
 
 
 def smooth_phase_offset(shape, rng):
-    """A smooth receive-phase offset φ0 (rad) over a grid: random constant, gradients, curvature."""
+    """Smooth receive-phase offset φ0 (rad) on a grid: random constant, gradients, curvature."""
     axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in shape]
     x, y, z = np.meshgrid(*axes, indexing='ij', sparse=True)
     c = rng.uniform(-np.pi, np.pi)

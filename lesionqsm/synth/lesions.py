@@ -112,7 +112,7 @@ class Lesion:
         return np.exp(ROUGHNESS * (quad + cubic))
 
     def model_volume_mm3(self, age_years):
-        """Volume (mm³) of the lesion at a lesion age: trajectory × lesion factor × preset scale."""
+        """Volume (mm³) at a lesion age: trajectory × lesion factor × preset scale."""
         return (float(trajectory.mean_volume_mm3(age_years, self.rim)) * self.volume_factor
                 * self.volume_scale)
 
