@@ -205,8 +205,28 @@ def _subject_layout(bids_dir, subject):
         return bids.BIDSLayout(str(bids_dir), validate=False,
                                indexer=BIDSLayoutIndexer(ignore=ignore))
     except Exception as exc:  # pybids raises OSError naming a malformed JSON, among others
+        bad = _find_bad_json(bids_dir, subject)
+        if bad is not None:
+            raise InputError(bad) from exc
         raise InputError(f'{bids_dir} (sub-{subject}): the dataset could not be indexed: '
                          f'{exc}') from exc
+
+
+def _find_bad_json(bids_dir, subject):
+    """Message naming the first sidecar that is not a JSON object (None if all are)."""
+    import json
+
+    candidates = sorted(Path(bids_dir).glob('*.json'))
+    candidates += sorted((Path(bids_dir) / f'sub-{subject}').rglob('*.json'))
+    for path in candidates:
+        try:
+            payload = json.loads(path.read_text(encoding='utf-8'))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f'{path}: not valid JSON ({exc})'
+        if not isinstance(payload, dict):
+            return f'{path}: a JSON sidecar must hold an object ({{...}}), not a ' \
+                   f'{type(payload).__name__}'
+    return None
 
 
 def _pick_last_run(files, what, problems):

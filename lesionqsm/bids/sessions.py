@@ -3,9 +3,10 @@
 Decisions (documented here once, applied everywhere):
 
 - ``acq_time`` comes from ``sub-<label>/sub-<label>_sessions.tsv``. A session without a usable
-  value there (no file, no column, no row, ``n/a``, or unparsable) takes the earliest
-  ``acq_time`` of its ``scans.tsv``. An unparsable value is never guessed at: it is reported as
-  a problem naming the file, the session and the value, then treated as missing.
+  value there (no file, no column, no row, ``n/a``, unparsable, or an unreadable table) takes
+  the earliest ``acq_time`` of its ``scans.tsv``; an unreadable table is reported, not
+  fatal. An unparsable value is never guessed at: it is reported as a problem naming the
+  file, the session and the value, then treated as missing.
 - When every session has an ``acq_time`` they are ordered by it (ties by label). When any
   session still has none, all sessions are ordered by label (natural order, ``2 < 10``),
   the undated ones get ``acq_time=None``, and a problem says that lesion ages cannot be
@@ -115,9 +116,14 @@ def read_tsv(path):
 
 def _times_from_table(path, key_column, keys, problems, *, prefix):
     """acq_time per key from one TSV; unparsable values become problems."""
-    table = read_tsv(path)
+    try:
+        table = read_tsv(path)
+    except InputError as exc:
+        problems.append(f'{exc}; ignored')
+        return {}
     if key_column not in table.columns:
-        raise InputError(f'{path}: no {key_column!r} column')
+        problems.append(f'{path}: no {key_column!r} column; ignored')
+        return {}
     if 'acq_time' not in table.columns:
         problems.append(f'{path}: no acq_time column')
         return {}

@@ -258,7 +258,11 @@ def test_corrupt_sidecar(tiny_bids):
     paths = tiny_bids.megre('01', '01', n_echoes=2)
     sidecar = paths['mag'][0].with_name(paths['mag'][0].name.replace('.nii.gz', '.json'))
     sidecar.write_text('{"EchoTime": 0.0')
-    with pytest.raises(InputError, match='could not be indexed') as err:
+    with pytest.raises(InputError, match='not valid JSON') as err:
+        collect_subject(tiny_bids.root, '01')
+    assert 'echo-1_part-mag_MEGRE.json' in str(err.value)
+    sidecar.write_text('[0.005]')
+    with pytest.raises(InputError, match='must hold an object') as err:
         collect_subject(tiny_bids.root, '01')
     assert 'echo-1_part-mag_MEGRE.json' in str(err.value)
 
