@@ -141,7 +141,7 @@ def _prepare(phase, magnitude, mask):
     return phase, magnitude, valid
 
 
-def unwrap_region_growing(phase, magnitude, *, mask=None, n_levels=256):
+def unwrap_region_growing(phase, magnitude, *, mask=None, n_levels=64):
     """Quality-guided 3-D region-growing unwrapper; the result is congruent with the input.
 
     Voxels are unwrapped in decreasing order of :func:`unwrap_quality`, each from its most
@@ -157,27 +157,33 @@ def unwrap_region_growing(phase, magnitude, *, mask=None, n_levels=256):
     mask : bool ndarray, shape (X, Y, Z), optional
         Voxels to unwrap (others are returned unchanged).  Default: every voxel.
     n_levels : int, optional
-        Quality levels of the bucket priority queue (see Notes).
+        Quality levels of the bucket priority queue, at most 32767 (see Notes).
 
     Returns
     -------
     ndarray, shape (X, Y, Z), dtype of ``phase`` (float32 for integer input)
-        ``phase + 2π n`` with integer ``n`` at every voxel (0 outside the mask).
+        ``phase + 2π n`` with integer ``n`` at every voxel (``n = 0`` outside the mask).
 
     Raises
     ------
     ValueError
-        If the shapes of phase, magnitude and mask differ or the phase is not 3-D.
+        If the shapes of phase, magnitude and mask differ, the phase is not 3-D or
+        ``n_levels`` is not in [1, 32767].
 
     Notes
     -----
-    The priority queue is a bucket queue over ``n_levels`` quantiles of the quality:
-    all frontier voxels of the best non-empty level are unwrapped together, in a vectorised
-    step, and their neighbours are queued by level.  With ``n_levels`` large this is the
-    classic heap order (:func:`unwrap_region_growing_heap`, kept as the plain reference);
-    quantising the order lets numpy process the frontier in bulk (256×256×48 in a few
-    seconds instead of minutes).
+    The priority queue is a bucket queue over ``n_levels`` quantiles of the quality.  Growth
+    runs with a quality threshold: every queued voxel at or above it is unwrapped together,
+    in one vectorised step, its neighbours are queued by level, and the threshold drops to
+    the next level only when no queued voxel passes it.  Within one level the order is
+    breadth-first rather than by exact quality; :func:`unwrap_region_growing_heap` is the
+    classic exact heap order, kept as the plain reference.  Each voxel is queued once, so
+    the work is linear in the number of voxels (256×256×48 in ~2 s on 2 cores, ~10× the
+    Python heap's speed).
     """
+    if not 1 <= int(n_levels) <= np.iinfo(np.int16).max:
+        raise ValueError(f'n_levels must be in [1, 32767], got {n_levels}')
+    n_levels = int(n_levels)
     phase, magnitude, valid = _prepare(phase, magnitude, mask)
     out_dtype = phase.dtype if np.issubdtype(phase.dtype, np.floating) else np.float32
     shape = phase.shape
@@ -203,48 +209,56 @@ def unwrap_region_growing(phase, magnitude, *, mask=None, n_levels=256):
     valid_index = np.flatnonzero(flat_valid)
     ranks = np.empty(valid_index.size, np.int64)
     ranks[np.argsort(-flat_quality[valid_index], kind='stable')] = np.arange(valid_index.size)
-    level = np.zeros(flat_valid.size, np.int32)
+    level = np.zeros(flat_valid.size, np.int16)
     level[valid_index] = (ranks * n_levels) // valid_index.size
 
     done = np.zeros(flat_valid.size, bool)
+    queued = np.zeros(flat_valid.size, bool)   # each voxel enters the queue once
+    writer = np.zeros(flat_valid.size, np.int64)  # scratch for O(n) de-duplication
     result = flat_phase.copy()
-    labels, n_components = ndimage.label(pvalid)
+    labels, _ = ndimage.label(pvalid)
     flat_labels = labels.ravel()
     order = valid_index[np.argsort(-flat_quality[valid_index], kind='stable')]
     _, first = np.unique(flat_labels[order], return_index=True)
     seeds = order[first]
     done[seeds] = True
+    queued[seeds] = True
 
     buckets = [[] for _ in range(n_levels)]
     counts = np.zeros(n_levels, np.int64)
 
     def _push(voxels):
         neighbours = (voxels[:, None] + offsets[None, :]).ravel()
-        neighbours = neighbours[flat_valid[neighbours] & ~done[neighbours]]
+        neighbours = neighbours[flat_valid[neighbours] & ~queued[neighbours]]
         if neighbours.size == 0:
             return
-        neighbours = np.unique(neighbours)
+        position = np.arange(neighbours.size)
+        writer[neighbours] = position
+        neighbours = neighbours[writer[neighbours] == position]
+        queued[neighbours] = True
         lv = level[neighbours]
-        sort = np.argsort(lv, kind='stable')
-        neighbours, lv = neighbours[sort], lv[sort]
-        bounds = np.flatnonzero(np.diff(lv)) + 1
-        for chunk in np.split(neighbours, bounds):
-            lvl = level[chunk[0]]
-            buckets[lvl].append(chunk)
-            counts[lvl] += chunk.size
+        sort = np.argsort(lv, kind='stable')   # radix sort for int16
+        per_level = np.bincount(lv, minlength=n_levels)
+        ends = np.cumsum(per_level)
+        sorted_neighbours = neighbours[sort]
+        for lvl in np.flatnonzero(per_level):
+            buckets[lvl].append(sorted_neighbours[ends[lvl] - per_level[lvl]:ends[lvl]])
+            counts[lvl] += per_level[lvl]
 
     _push(seeds)
+    threshold = 0
     while True:
-        nonempty = np.flatnonzero(counts)
+        nonempty = np.flatnonzero(counts[:threshold + 1])
         if nonempty.size == 0:
-            break
-        lvl = nonempty[0]
-        voxels = np.unique(np.concatenate(buckets[lvl]))
-        buckets[lvl] = []
-        counts[lvl] = 0
-        voxels = voxels[~done[voxels]]
-        if voxels.size == 0:
+            pending = np.flatnonzero(counts)
+            if pending.size == 0:
+                break
+            threshold = pending[0]
             continue
+        voxels = np.concatenate([c for lvl in nonempty for c in buckets[lvl]])
+        for lvl in nonempty:
+            buckets[lvl] = []
+        counts[nonempty] = 0
         neighbours = voxels[:, None] + offsets[None, :]
         score = np.where(done[neighbours], flat_quality[neighbours], -1.0)
         best = neighbours[np.arange(voxels.size), np.argmax(score, axis=1)]
