@@ -225,9 +225,9 @@ def _fit_block(block, tau, *, max_iter, tol):
     else:
         phase_u = np.stack([phase[:, 0], phase[:, 0] + c], axis=1)
         design = np.stack([np.ones(2), tau[:2]], axis=1)
-    coef = np.linalg.lstsq(design, phase_u.T.astype(float), rcond=None)[0]
-    p0 = coef[0].astype(np.float32)
-    p1 = coef[1].astype(np.float32)
+    coef = phase_u @ np.linalg.pinv(design).T.astype(np.float32)   # (V, 2) least squares
+    p0 = np.ascontiguousarray(coef[:, 0], dtype=np.float32)
+    p1 = np.ascontiguousarray(coef[:, 1], dtype=np.float32)
 
     # Normal matrix of the magnitude-weighted problem (constant: MEDI's a11, a12, a22).
     a11 = mag2.sum(axis=1)
@@ -239,10 +239,13 @@ def _fit_block(block, tau, *, max_iter, tol):
         ai12 = np.where(det > 0, -a12 / det, 0).astype(np.float32)
         ai22 = np.where(det > 0, a11 / det, 0).astype(np.float32)
     p1_norm = float(np.linalg.norm(p1))
+    # Re(conj(i Ŝ) (S - Ŝ)) = |S|·Im(S · exp(-i φ̂)) = |S|·(Im S cos φ̂ - Re S sin φ̂),
+    # with Ŝ = |S| exp(i φ̂): real float32 arithmetic, no complex exponential.
+    mag_re = mag * block.real
+    mag_im = mag * block.imag
     for _ in range(max_iter):
         model_phase = p0[:, None] + p1[:, None] * tau[None, :]
-        # Re(conj(i Ŝ) (S - Ŝ)) = |S|·Im(S · exp(-i φ̂)) with Ŝ = |S| exp(i φ̂).
-        projected = mag * np.imag(block * np.exp(-1j * model_phase).astype(np.complex64))
+        projected = mag_im * np.cos(model_phase) - mag_re * np.sin(model_phase)
         pr1 = projected.sum(axis=1)
         pr2 = projected @ tau
         dp0 = ai11 * pr1 + ai12 * pr2
