@@ -99,7 +99,7 @@ def fit_multiecho_complex(signal, echo_times, *, mask=None, max_iter=30, tol=1e-
         Echo times in s, strictly increasing; uneven spacing is allowed (see Notes).
     mask : bool ndarray, shape (X, Y, Z), optional
         Fit only these voxels (outputs are 0 elsewhere) and estimate the noise from them.
-        Default: every voxel, noise from voxels brighter than the Otsu-free rule of Notes.
+        Default: every voxel, the noise from the bright ones (see Notes).
     max_iter : int, optional
         Maximum Gauss-Newton iterations (MEDI: 30).
     tol : float, optional
