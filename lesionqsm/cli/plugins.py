@@ -363,14 +363,30 @@ def _batch_dirs(graph):
 
 
 def _wait_for_leftovers(graph, poll_seconds):
+    """Wait for queued jobs of an earlier run that belong to nodes of ``graph``.
+
+    nipype names a node's batch script ``batchscript_pyscript_<time>_<hierarchy>_<node>.sh``;
+    matching on the hierarchies of this graph's nodes (e.g. ``lesionqsm_wf.sub_01_wf...``)
+    leaves alone the jobs of another driver working on other subjects in the same work dir.
+    """
+    tags = {f'_{node._hierarchy}_' for node in graph.nodes() if node._hierarchy}
     for batch_dir in _batch_dirs(graph):
-        if queued_jobs(batch_dir):
-            LOGGER.warning(
-                'jobs of an earlier run are still queued under %s; waiting for them before '
-                'resuming (scancel them to rerun their nodes instead)',
-                batch_dir,
-            )
-            wait_for_jobs(batch_dir, poll_seconds=poll_seconds)
+
+        def leftovers(batch_dir=batch_dir):
+            return [
+                job for job in queued_jobs(batch_dir)
+                if not tags or any(tag in Path(job['script']).name for tag in tags)
+            ]  # fmt: skip
+
+        if not leftovers():
+            continue
+        LOGGER.warning(
+            'jobs of an earlier run are still queued under %s; waiting for them before '
+            'resuming (scancel them to rerun their nodes instead)',
+            batch_dir,
+        )
+        while leftovers():
+            time.sleep(poll_seconds)
 
 
 class SLURMResumablePlugin(SLURMPlugin):
