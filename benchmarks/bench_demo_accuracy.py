@@ -47,7 +47,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from lesionqsm.cli import main as lesionqsm_main
-    from lesionqsm.synth import generate_cohort
+    from lesionqsm.synth.cohort import generate_cohort
 
     root = args.keep or Path(tempfile.mkdtemp(prefix='lesionqsm_bench_'))
     bids, out, work = root / 'bids', root / 'derivatives', root / 'work'

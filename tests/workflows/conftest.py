@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope='session')
 def tiny_cohort(tmp_path_factory):
     """The ``tiny`` preset of :mod:`lesionqsm.synth` (seed 0): a BIDS dataset with ground truth."""
-    from lesionqsm.synth import generate_cohort
+    from lesionqsm.synth.cohort import generate_cohort
 
     root = tmp_path_factory.mktemp('tiny_cohort') / 'bids'
     generate_cohort(root, preset='tiny', seed=0)
