@@ -103,6 +103,8 @@ def run_participant(opts, config):
         for session in data.sessions:
             for error in session.errors:
                 LOGGER.error('sub-%s ses-%s: %s', subject, session.session_id, error)
+                failures.setdefault(subject, f'ses-{session.session_id}: {error} '
+                                             '(the other visits were processed)')
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
                         'multi-echo GRE with phase' if session.megre is not None
                         and session.megre.has_phase else 'no phase data: no QSM for this visit')
