@@ -8,7 +8,6 @@ merged in.
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -284,13 +283,3 @@ def check_same_grid(path_a, grid_a, path_b, grid_b, *, what='are'):
                   else 'same shape, different affines')
         raise InputError(f'{path_a} and {path_b} {what} not on the same grid ({detail})')
 
-
-def short(path, root=None):
-    """Path relative to ``root`` when possible, for messages."""
-    path = Path(path)
-    if root is not None:
-        try:
-            return str(path.relative_to(root))
-        except ValueError:
-            pass
-    return str(path)
