@@ -130,7 +130,7 @@ def _evenly_spaced(te):
 def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, phase_sign=1,
                         brain_mask=None, background='pdf', inversion='medi+0',
                         medi_options=None, unwrapping='region_growing', csf_options=None,
-                        mask_options=None, tkd_threshold=0.19):
+                        mask_options=None, background_options=None, tkd_threshold=0.19):
     """Reconstruct one visit: multi-echo fit → unwrap → mask → R2* → CSF → background → χ.
 
     Parameters
@@ -164,6 +164,9 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, p
         Keyword options of :func:`lesionqsm.qsm.csf.ventricular_csf_mask`.
     mask_options : dict, optional
         Keyword options of :func:`lesionqsm.qsm.masking.brain_mask_from_magnitude`.
+    background_options : dict, optional
+        Keyword options of :func:`lesionqsm.qsm.background.pdf` or ``lbv`` (``tol``,
+        ``max_iter``, ...).
     tkd_threshold : float, optional
         k-space threshold for ``inversion='tkd'``.
 
@@ -236,14 +239,16 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, p
     timings['csf_mask_s'] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    bg_options = dict(background_options or {})
     if background == 'pdf':
         local, background_info = background_removal.pdf(
             unwrapped, brain_mask, voxel_size, b0_dir=b0_dir, noise_std=fit.noise_std,
-            return_info=True)
+            return_info=True, **bg_options)
         local_mask = brain_mask
     else:
         local, local_mask, background_info = background_removal.lbv(
-            unwrapped, brain_mask, voxel_size, return_mask=True, return_info=True)
+            unwrapped, brain_mask, voxel_size, return_mask=True, return_info=True,
+            **bg_options)
     timings['background_s'] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -289,6 +294,7 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, p
         'csf_options': dict(csf_options or {}),
         'reference': reference,
         'background': background,
+        'background_options': bg_options,
         'background_info': background_info,
         'inversion': inversion,
         'medi_options': options,
