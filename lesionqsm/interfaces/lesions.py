@@ -37,7 +37,11 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
                             desc="lesion label map per visit in baseline GRE space; '' if none")
     flair_dseg_files = traits.List(traits.Str, mandatory=True,
                                    desc="lesion label map per visit on its FLAIR; '' if none")
-    lesions_tsv = File(exists=True, mandatory=True, desc='annotation table (lesions.tsv)')
+    lesions = traits.List(traits.Dict, mandatory=True,
+                          desc='checked annotation rows: lesion_id, detected_session, rim, '
+                               'enhancement (SubjectData.lesions)')
+    lesions_tsv = traits.Str('lesions.tsv', usedefault=True,
+                             desc='where the annotations came from (for messages)')
     brain_mask = File(exists=True, mandatory=True, desc='baseline brain mask')
     csf_mask = File(exists=True, desc='baseline CSF mask, excluded from NAWM')
     vein_mask = File(exists=True, desc='central-vein voxels to drop from lesion ROIs')
@@ -74,7 +78,7 @@ class LesionStatistics(SimpleInterface):
         sessions = [_strip(s, 'ses-') for s in inputs.session_ids]
         times = {s: _parse_time(t, f'{inputs.participant_id} ses-{s}')
                  for s, t in zip(sessions, inputs.acq_times, strict=True)}
-        lesions = pd.read_csv(inputs.lesions_tsv, sep='\t', dtype=str, keep_default_na=False)
+        lesions = pd.DataFrame(list(inputs.lesions)).astype(str)
         for column in ('lesion_id', 'detected_session'):
             if column not in lesions.columns:
                 raise ValueError(f'{inputs.lesions_tsv}: column {column!r} is missing')

@@ -112,7 +112,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         ])  # fmt:skip
         session_nodes[session.session_id] += (chi_to_base,)
 
-    if lesions_file is None or any(s.acq_time is None for s in subject_data.sessions):
+    if (lesions_file is None or subject_data.lesions is None or not len(subject_data.lesions)
+            or any(s.acq_time is None for s in subject_data.sessions)):
         return workflow
 
     sessions = list(subject_data.sessions)
@@ -160,7 +161,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
             session_ids=[f'ses-{s.session_id}' for s in sessions],
             acq_times=[s.acq_time.isoformat() for s in sessions],
             flair_dseg_files=[str(s.lesion_dseg) if s.lesion_dseg else '' for s in sessions],
-            lesions_tsv=str(lesions_file),
+            lesions=_lesion_rows(subject_data.lesions), lesions_tsv=str(lesions_file),
             nawm_inner_mm=nawm_shell_mm[0], nawm_outer_mm=nawm_shell_mm[1]),
         name='lesion_statistics', mem_gb=(n_sessions + 4) * base_mem)
     ds_table_wf = init_ds_lesion_table_wf(output_dir=output_dir, subject=subject)
@@ -179,3 +180,10 @@ def _image_shape(path):
     import nibabel as nb
 
     return nb.load(str(path)).shape[:3]
+
+
+def _lesion_rows(lesions):
+    """Annotation rows as plain dicts (a hashable nipype input)."""
+    columns = ['lesion_id', 'detected_session', 'rim', 'enhancement']
+    return [{c: str(row[c]) if c in row else 'n/a' for c in columns}
+            for _, row in lesions.iterrows()]

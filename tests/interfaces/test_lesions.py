@@ -41,10 +41,10 @@ def visit_data(tmp_path):
         flair[20:22, 20:22, 20:22] = 2
         flair_labels.append(_save(tmp_path, f'flair{len(flair_labels)}.nii.gz', flair,
                                   flair_affine))
-    lesions = tmp_path / 'lesions.tsv'
-    pd.DataFrame({'lesion_id': ['1', '2'], 'detected_session': ['ses-01', 'ses-02'],
-                  'rim': ['positive', 'negative'],
-                  'enhancement': ['shell', 'nodular']}).to_csv(lesions, sep='\t', index=False)
+    lesions = [{'lesion_id': 1, 'detected_session': '01', 'rim': 'positive',
+                'enhancement': 'shell'},
+               {'lesion_id': 2, 'detected_session': 'ses-02', 'rim': 'negative',
+                'enhancement': 'nodular'}]
     return {
         'participant_id': 'sub-01',
         'session_ids': ['ses-01', 'ses-02', 'ses-03'],
@@ -52,7 +52,7 @@ def visit_data(tmp_path):
         'chi_files': chi_files,
         'roi_files': [roi_file, roi_file, ''],
         'flair_dseg_files': flair_labels,
-        'lesions_tsv': str(lesions),
+        'lesions': lesions,
         'brain_mask': _save(tmp_path, 'brain.nii.gz', brain),
     }
 
@@ -78,9 +78,7 @@ def test_lesion_statistics_known_values(visit_data, tmp_path):
 
 
 def test_detection_visit_missing_is_a_clear_error(visit_data, tmp_path):
-    lesions = pd.read_csv(visit_data['lesions_tsv'], sep='\t', dtype=str)
-    lesions.loc[0, 'detected_session'] = 'ses-09'
-    lesions.to_csv(visit_data['lesions_tsv'], sep='\t', index=False)
+    visit_data['lesions'][0]['detected_session'] = 'ses-09'
     with pytest.raises(ValueError, match='ses-09, which is not a visit of sub-01'):
         LesionStatistics(**visit_data).run(cwd=str(tmp_path))
 
