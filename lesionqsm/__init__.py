@@ -1,3 +1,3 @@
-"""lesionqsm: QSM of multiple-sclerosis lesions, tracked over visits, with the growth-curve model."""
+"""lesionqsm: QSM of MS lesions tracked over visits, and the growth-curve model."""
 
 __version__ = '0.1.0'
