@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.linalg
 from scipy import stats as sstats
 
-from .mixed import fit_mixed
+from .mixed import ModelError, fit_mixed
 from .poly import bin_ages, orthopoly
 
 __all__ = ['ModelError', 'GrowthCurveFit', 'fit_growth_curve', 'prepare_model_data',
@@ -46,10 +46,6 @@ DEFAULT_COVARIATES = ('baseline_volume', 'edss', 'age', 'disease_duration', 'tre
 TABLE_AGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
 RIM_LEVELS = ('positive', 'negative')
 Z95 = sstats.norm.ppf(0.975)
-
-
-class ModelError(ValueError):
-    """The data cannot support the requested model; the message says why."""
 
 
 @dataclass

@@ -10,10 +10,21 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-__all__ = ['MixedFit', 'fit_mixed', 'fixed_effect_covariance', 'SINGULAR_TOL']
+__all__ = ['ModelError', 'MixedFit', 'fit_mixed', 'fixed_effect_covariance', 'SINGULAR_TOL']
+
+#: Random-effect SD / residual SD below which the boundary (zero variance) is also tried.
+NEAR_BOUNDARY = 0.1
+#: Variance relative to the residual variance standing for zero (statsmodels' likelihood is
+#: not finite at exactly zero); its theta, 1e-5, is below SINGULAR_TOL.
+BOUNDARY_VALUE = 1e-10
+
+
+class ModelError(ValueError):
+    """The data cannot support the requested model; the message says why."""
+
 
 #: A fit is singular when a random-effect standard deviation relative to the residual one
 #: (lme4's theta) is below this (lme4's ``isSingular`` default tolerance).
@@ -77,6 +88,35 @@ def _thetas(result):
     return np.sqrt(np.clip(np.concatenate([eig, vc]), 0.0, None))
 
 
+def _boundary_fits(model, result, reml, maxiter):
+    """Refits with each near-zero random-effect variance held at the boundary."""
+    start = result.params_object
+    k_re = model.k_re
+    thetas_re = np.sqrt(np.clip(np.diag(start.cov_re), 0, None))
+    thetas_vc = np.sqrt(np.clip(start.vcomp, 0, None))
+    out = []
+    for kind, j in [('re', j) for j in range(k_re) if thetas_re[j] < NEAR_BOUNDARY] + \
+                   [('vc', j) for j in range(model.k_vc) if thetas_vc[j] < NEAR_BOUNDARY]:
+        cov_re = start.cov_re.copy()
+        vcomp = start.vcomp.copy()
+        free_re = np.ones((k_re, k_re))
+        free_vc = np.ones(model.k_vc)
+        if kind == 're':
+            cov_re[j, :] = cov_re[:, j] = 0.0
+            cov_re[j, j] = BOUNDARY_VALUE
+            free_re[j, :] = free_re[:, j] = 0.0
+        else:
+            vcomp[j] = BOUNDARY_VALUE
+            free_vc[j] = 0.0
+        begin = MixedLMParams.from_components(fe_params=start.fe_params, cov_re=cov_re,
+                                              vcomp=vcomp)
+        free = MixedLMParams.from_components(fe_params=np.ones(model.k_fe), cov_re=free_re,
+                                             vcomp=free_vc)
+        out.append(_quiet_fit(model, reml=reml, method=['lbfgs'], maxiter=maxiter,
+                              start_params=begin, free=free))
+    return out
+
+
 def _quiet_fit(model, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -112,12 +152,19 @@ def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200)
     -------
     MixedFit
 
+    Raises
+    ------
+    ModelError
+        If no optimiser reaches a finite likelihood.
+
     Notes
     -----
     The first fit uses L-BFGS (then BFGS if it fails).  If a random-effect SD relative to
     the residual SD is below :data:`SINGULAR_TOL` (a singular fit, where MixedLM may stop
-    short of the optimum while reporting convergence), the fit is polished by Nelder-Mead
-    started from the first solution, and the better likelihood is kept.
+    short of the optimum while reporting convergence, or step onto a zero variance where its
+    likelihood evaluates to +inf), the fit is restarted by L-BFGS from small positive
+    variances and polished by Nelder-Mead from the best finite solution; the best finite
+    likelihood is kept.
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -126,13 +173,37 @@ def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200)
     slope = None if slope is None else np.asarray(slope, dtype=float)
     model = _build_model(y, x, patient, lesion, slope, reml)
     result, notes = _quiet_fit(model, reml=reml, method=['lbfgs', 'bfgs'], maxiter=maxiter)
+    candidates = [(result, notes)]
     polished = False
-    if np.min(_thetas(result)) < SINGULAR_TOL:
-        second, more = _quiet_fit(model, reml=reml, method=['nm'], maxiter=20 * maxiter,
-                                  start_params=result.params_object)
+    if not np.isfinite(result.llf) or np.min(_thetas(result)) < SINGULAR_TOL:
+        # MixedLM can step onto a zero variance where its likelihood evaluates to +inf, or stop
+        # short near the boundary: restart from small positive variances, then Nelder-Mead
+        # from the best solution found.
         polished = True
-        if second.llf > result.llf + 1e-10:
-            result, notes = second, more
+        for theta2 in (0.1, 0.01):
+            start = MixedLMParams.from_components(
+                fe_params=np.zeros(x.shape[1]), cov_re=theta2 * np.eye(model.k_re),
+                vcomp=np.full(model.k_vc, theta2))
+            candidates.append(_quiet_fit(model, reml=reml, method=['lbfgs'], maxiter=maxiter,
+                                         start_params=start))
+        best = max((c for c in candidates if np.isfinite(c[0].llf)), key=lambda c: c[0].llf,
+                   default=None)
+        if best is not None:
+            candidates.append(_quiet_fit(model, reml=reml, method=['nm'], maxiter=5 * maxiter,
+                                         start_params=best[0].params_object))
+    best = max((c for c in candidates if np.isfinite(c[0].llf)), key=lambda c: c[0].llf,
+               default=None)
+    if best is not None and np.min(_thetas(best[0])) < NEAR_BOUNDARY:
+        # MixedLM often stops short of a zero variance: compare with the fit that holds each
+        # near-zero component at the boundary (1e-10 x residual variance; statsmodels'
+        # likelihood is not finite at exactly 0).
+        polished = True
+        candidates += _boundary_fits(model, best[0], reml, maxiter)
+    finite = [c for c in candidates if np.isfinite(c[0].llf)]
+    if not finite:
+        raise ModelError('the mixed model fit failed: the likelihood is not finite at any '
+                         'solution tried')
+    result, notes = max(finite, key=lambda c: c[0].llf)
     singular = bool(np.min(_thetas(result)) < SINGULAR_TOL)
     vcomp = np.asarray(result.vcomp, dtype=float)
     cov_re = np.atleast_2d(np.asarray(result.cov_re, dtype=float))

@@ -108,7 +108,8 @@ def bin_ages(age, *, binning='octiles', edges=None):
         the distinct values of ``age`` (nine points; R's default type-7 quantiles) and each
         visit takes the nearest one.  Quantiles over the distinct ages, not over visits:
         every lesion has a visit at age 0, so visit-weighted octiles tie at 0 whenever 1/8 or
-        more of the visits are detection visits, leaving too few points for degree 8.  An array gives the representative ages explicitly (nearest point again, i.e. bin
+        more of the visits are detection visits, leaving too few points for degree 8.
+        An array gives the representative ages explicitly (nearest point again, i.e. bin
         edges halfway between points).  ``'edges'``: bins ``[edges[i], edges[i+1])`` (the last
         one closed), each represented by the mean age of its visits.  ``'none'``: ages as they
         are.
