@@ -79,7 +79,8 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
         field = np.where(mask, field - smv_filter(field, voxel_size, smv_radius_mm), 0.0)
         field = field.astype(np.float32)
         finite = np.where(np.isfinite(noise), noise, 0.0)
-        noise = np.sqrt(smv_filter(finite**2, voxel_size, smv_radius_mm) + noise**2)
+        noise = np.sqrt(np.maximum(smv_filter(finite**2, voxel_size, smv_radius_mm), 0.0)
+                        + noise**2)
     if csf_mask is not None:
         csf_mask = csf_mask & mask
         if not csf_mask.any():
@@ -98,8 +99,8 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
     m = data_weights(noise, mask)
     return dict(field=np.ascontiguousarray(field), mask=mask, noise=np.ascontiguousarray(noise),
                 m=m, m_g=m_g, csf_mask=csf_mask, edge_threshold=edge_threshold,
-                smv_kernel_rfft=smv_kernel_rfft, box=box, full_shape=full_shape,
-                full_mask=full_mask)
+                smv_kernel_rfft=smv_kernel_rfft, smv_radius_mm=smv_radius_mm, box=box,
+                full_shape=full_shape, full_mask=full_mask)
 
 
 def _solver_box(mask, *, margin):

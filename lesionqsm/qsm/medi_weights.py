@@ -53,15 +53,16 @@ def gradient_mask(magnitude, mask, voxel_size, *, edge_fraction=0.9):
         raise ValueError(f'edge_fraction must be in [0, 3] (3 gradient components per voxel), '
                          f'got {edge_fraction}')
     g = np.abs(gradient(np.where(mask, magnitude, 0.0).astype(np.float32), voxel_size))
-    flat = g.ravel()
     n_edges = int(round(edge_fraction * int(mask.sum())))
+    positive = g[g > 0]  # zeros (outside the mask, flat regions) are never edges
     if n_edges <= 0:
-        threshold = float(flat.max())
-    elif n_edges >= flat.size:
-        threshold = -1.0
+        threshold = float(g.max())
+    elif n_edges >= positive.size:
+        threshold = 0.0
     else:
         # the n_edges largest components are edges: threshold = the next largest value
-        threshold = float(np.partition(flat, flat.size - n_edges - 1)[flat.size - n_edges - 1])
+        k = positive.size - n_edges - 1
+        threshold = float(np.partition(positive, k)[k])
     return (g <= threshold).astype(np.float32), threshold
 
 

@@ -1,8 +1,8 @@
 """Piecewise-constant 3 T head phantom for background removal and MEDI+0 tests.
 
 Geometry is defined in millimetres on a reference field of view of 144 × 144 × 96 mm (array
-axes x = left-right, y = posterior-anterior, z = inferior-superior = B0); other matrices or
-voxel sizes rescale each axis to their field of view.  χ is in ppm relative to water/CSF:
+axes x = left-right, y = posterior-anterior, z = inferior-superior = B0); a smaller field of
+view shrinks the axes that do not fit, a larger one leaves air around the head.  χ is in ppm relative to water/CSF:
 brain tissue with literature values (ventricles 0), bone −2 ppm, air +9.4 ppm in the sinus,
 ear canals and around the head, so the total field has a strong background inside the brain.
 """
@@ -78,7 +78,7 @@ def head_phantom(shape=(96, 96, 64), voxel_size=(1.5, 1.5, 1.5), *, rng=None,
     Parameters
     ----------
     shape, voxel_size : tuple of 3
-        Matrix and voxel size (mm); each axis of the reference geometry is scaled to the FOV.
+        Matrix and voxel size (mm); axes of the reference geometry larger than the FOV shrink.
     rng : numpy.random.Generator, optional
         Noise source (``default_rng(0)`` if None).
     noise_std_rad : float
@@ -96,7 +96,8 @@ def head_phantom(shape=(96, 96, 64), voxel_size=(1.5, 1.5, 1.5), *, rng=None,
         Add the field noise (``noise_std`` is returned either way).
     """
     rng = np.random.default_rng(0) if rng is None else rng
-    scale = [n * v / ref for n, v, ref in zip(shape, voxel_size, REFERENCE_FOV_MM, strict=True)]
+    scale = [min(1.0, n * v / ref)
+             for n, v, ref in zip(shape, voxel_size, REFERENCE_FOV_MM, strict=True)]
     coords = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * v / s
                            for n, v, s in zip(shape, voxel_size, scale, strict=True)],
                          indexing='ij', sparse=True)
