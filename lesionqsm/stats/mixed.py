@@ -88,6 +88,10 @@ def _thetas(result):
     return np.sqrt(np.clip(np.concatenate([eig, vc]), 0.0, None))
 
 
+class _Failed:
+    llf = -np.inf
+
+
 def _boundary_fits(model, result, reml, maxiter):
     """Refits with each near-zero random-effect variance held at the boundary."""
     start = result.params_object
@@ -118,9 +122,13 @@ def _boundary_fits(model, result, reml, maxiter):
 
 
 def _quiet_fit(model, **kwargs):
+    """model.fit, warnings collected; a failed optimiser gives a result with llf = -inf."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        result = model.fit(**kwargs)
+        try:
+            result = model.fit(**kwargs)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            return _Failed(), [f'{kwargs.get("method")}: {exc}']
     messages = sorted({str(w.message) for w in caught
                        if issubclass(w.category, (ConvergenceWarning, RuntimeWarning))})
     return result, messages
@@ -171,7 +179,10 @@ def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200)
     patient = np.asarray(patient)
     lesion = None if lesion is None else np.asarray(lesion)
     slope = None if slope is None else np.asarray(slope, dtype=float)
-    model = _build_model(y, x, patient, lesion, slope, reml)
+    # fit on a unit-SD response (volumes are ~1e3 mm^3: MixedLM's optimisers start at unit
+    # variances), then scale back; estimates are scale-equivariant
+    unit = float(np.std(y)) or 1.0
+    model = _build_model(y / unit, x, patient, lesion, slope, reml)
     result, notes = _quiet_fit(model, reml=reml, method=['lbfgs', 'bfgs'], maxiter=maxiter)
     candidates = [(result, notes)]
     polished = False
@@ -205,15 +216,18 @@ def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200)
                          'solution tried')
     result, notes = max(finite, key=lambda c: c[0].llf)
     singular = bool(np.min(_thetas(result)) < SINGULAR_TOL)
-    vcomp = np.asarray(result.vcomp, dtype=float)
-    cov_re = np.atleast_2d(np.asarray(result.cov_re, dtype=float))
-    cov_fe = fixed_effect_covariance(x, patient, cov_re, vcomp, result.scale, lesion=lesion,
+    vcomp = np.asarray(result.vcomp, dtype=float) * unit**2
+    cov_re = np.atleast_2d(np.asarray(result.cov_re, dtype=float)) * unit**2
+    scale = float(result.scale) * unit**2
+    cov_fe = fixed_effect_covariance(x, patient, cov_re, vcomp, scale, lesion=lesion,
                                      slope=slope)
     k = x.shape[1]
+    # log-likelihood of y, not y / unit: Jacobian of the n (ML) or n - p (REML) dimensions
+    llf = float(result.llf) - (y.size - (k if reml else 0)) * np.log(unit)
     return MixedFit(
-        fe_params=np.asarray(result.fe_params, dtype=float), cov_fe=cov_fe,
-        cov_fe_statsmodels=np.asarray(result.cov_params())[:k, :k],
-        cov_re=cov_re, vcomp=vcomp, scale=float(result.scale), llf=float(result.llf),
+        fe_params=np.asarray(result.fe_params, dtype=float) * unit, cov_fe=cov_fe,
+        cov_fe_statsmodels=np.asarray(result.cov_params())[:k, :k] * unit**2,
+        cov_re=cov_re, vcomp=vcomp, scale=scale, llf=llf,
         reml=reml, converged=bool(result.converged), singular=singular, polished=polished,
         n_obs=int(y.size), notes=notes,
     )
