@@ -101,7 +101,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
                 (base_qsm_wf, xfm, [('outputnode.magnitude', 'reference')]),
             ])  # fmt:skip
         to_baseline[session.session_id] = xfm
-        chi_to_base = pe.Node(ApplyTransform(interp='trilinear'),
+        chi_to_base = pe.Node(ApplyTransform(interp='trilinear', engine=registration),
                               name=f'{_label(session)}_chi_to_baseline', mem_gb=4 * mem_gb)
         workflow.connect([
             (qsm_wf, chi_to_base, [('outputnode.chi', 'in_file')]),
@@ -133,7 +133,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         flair_xfm = pe.Node(Coregister(dof=6, cost='mutualinfo', engine=registration),
                             name=f'{_label(session)}_flair_to_gre', mem_gb=6 * base_mem)
         flair_xfm.inputs.in_file = session.flair
-        roi_to_base = pe.Node(ApplyTransform(interp='nearestneighbour'),
+        roi_to_base = pe.Node(ApplyTransform(interp='nearestneighbour', engine=registration),
                               name=f'{_label(session)}_lesions_to_baseline', mem_gb=2 * base_mem)
         roi_to_base.inputs.in_file = session.lesion_dseg
         workflow.connect(base_qsm_wf, 'outputnode.magnitude', roi_to_base, 'reference')
@@ -143,8 +143,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
             workflow.connect([
                 (session_nodes[session.session_id][0], flair_xfm,
                  [('outputnode.magnitude', 'reference')]),
-                (flair_xfm, concat, [('out_matrix_file', 'in_first')]),
-                (to_baseline[session.session_id], concat, [('out_matrix_file', 'in_second')]),
+                (flair_xfm, concat, [('out_matrix_file', 'in_a_to_b')]),
+                (to_baseline[session.session_id], concat, [('out_matrix_file', 'in_b_to_c')]),
                 (concat, roi_to_base, [('out_matrix_file', 'in_matrix_file')]),
             ])  # fmt:skip
         else:
