@@ -146,8 +146,7 @@ class GrowthCurveFit:
             'covariate_means': {k: float(v) for k, v in self.covariate_means.items()},
             'optimizer_messages': m.notes, 'exclusions': self.exclusions,
             'options': {k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in self.options.items() if k != 'binning'
-                        or isinstance(v, str)},
+                        for k, v in self.options.items()},
             'standard_errors': 'lme4-equivalent: (X\' V^-1 X)^-1 at the REML estimates '
                                '(fixed-effect block only)',
         }

@@ -171,8 +171,11 @@ def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200)
     the residual SD is below :data:`SINGULAR_TOL` (a singular fit, where MixedLM may stop
     short of the optimum while reporting convergence, or step onto a zero variance where its
     likelihood evaluates to +inf), the fit is restarted by L-BFGS from small positive
-    variances and polished by Nelder-Mead from the best finite solution; the best finite
-    likelihood is kept.
+    variances and polished by Nelder-Mead from the best finite solution.  If a relative SD
+    is then below :data:`NEAR_BOUNDARY`, the model is also refitted with that component held
+    at the boundary (:data:`BOUNDARY_VALUE`), since MixedLM often stops short of zero.  The
+    best finite likelihood is kept; ``singular`` reports a relative SD below SINGULAR_TOL.
+    The response is scaled to unit SD for the optimisers and the results scaled back.
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)

@@ -107,6 +107,7 @@ def simulate_lesion_table(*, n_patients, n_lesions, visits_per_lesion, rng, sd_p
         rim_pos = np.zeros(n_lesions, bool)
         rim_pos[rng.choice(n_lesions, n_rim_positive, replace=False)] = True
     u = rng.normal(0, sd_patient, n_patients)
+    first = np.searchsorted(owner, owner)  # owner is sorted: index of the patient's 1st lesion
     rows = []
     for k in range(n_lesions):
         i = owner[k]
@@ -122,7 +123,7 @@ def simulate_lesion_table(*, n_patients, n_lesions, visits_per_lesion, rng, sd_p
         for t in ages:
             vol = v0 * mean_volume_mm3(t, rim) / mean_volume_mm3(0.0, rim) * np.exp(
                 rng.normal(0, 0.1))
-            rows.append({'participant_id': pids[i], 'lesion_id': str(sum(owner[:k] == i) + 1),
+            rows.append({'participant_id': pids[i], 'lesion_id': str(k - first[k] + 1),
                          'acq_time': detect + timedelta(days=float(t) * 365.25),
                          'detect': detect, 'lesion_age_years': float(t), 'rim': rim,
                          'enhancement': enhancement, 'volume_mm3': vol,
