@@ -90,8 +90,8 @@ def data_weights(noise_std, mask):
     return (w / mean).astype(np.float32)
 
 
-def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, tol=0.01,
-        max_iter=100, pad_voxels=(8, 8, 8), return_info=False):
+def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, tol=1e-3,
+        max_iter=200, pad_voxels=(8, 8, 8), return_info=False):
     """Projection onto dipole fields: remove the field of every source outside the mask.
 
     Finds the susceptibility ``χ_out`` outside the mask whose field best matches the total
@@ -114,7 +114,10 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         result does not depend on the scale of the magnitude or noise map.
     tol : float, optional
         CG stops when the residual of the normal equations falls below ``tol`` times its
-        initial value.
+        initial value.  1e-3 (about 15 iterations on a head) leaves a background residual of
+        a quarter of the local field's spread when the background is 10x the local field;
+        0.01 stops after ~3 iterations and leaves ~40 %.  Tighter values also remove more of
+        the local field (PDF's ambiguity grows with the iterations).
     max_iter : int, optional
         At most this many CG iterations.
     pad_voxels : tuple of 3 int, optional

@@ -2,9 +2,10 @@
 
 Geometry is defined in millimetres on a reference field of view of 144 × 144 × 96 mm (array
 axes x = left-right, y = posterior-anterior, z = inferior-superior = B0); a smaller field of
-view shrinks the axes that do not fit, a larger one leaves air around the head.  χ is in ppm relative to water/CSF:
-brain tissue with literature values (ventricles 0), bone −2 ppm, air +9.4 ppm in the sinus,
-ear canals and around the head, so the total field has a strong background inside the brain.
+view shrinks the axes that do not fit, a larger one leaves air around the head.  χ is in ppm
+relative to water/CSF: brain tissue with literature values (ventricles 0), bone −2 ppm, air
++9.4 ppm in the sinus, ear canals and around the head, so the total field has a strong
+background inside the brain.
 """
 
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _ellipsoid(coords, centre, semi):
 
 def head_phantom(shape=(96, 96, 64), voxel_size=(1.5, 1.5, 1.5), *, rng=None,
                  noise_std_rad=0.01, magnitude_snr=40.0, field_strength=3.0, delta_te=4.5e-3,
-                 b0_dir=(0.0, 0.0, 1.0), lesions=True, field_noise=True):
+                 b0_dir=(0.0, 0.0, 1.0), lesions=True, field_noise=True, uniform_brain=False):
     """Build the head phantom and its noisy total field.
 
     Parameters
@@ -94,6 +95,9 @@ def head_phantom(shape=(96, 96, 64), voxel_size=(1.5, 1.5, 1.5), *, rng=None,
         Include the white-matter lesions.
     field_noise : bool
         Add the field noise (``noise_std`` is returned either way).
+    uniform_brain : bool
+        Set WM, GM and CSF inside the brain to χ = 0 (lesions to their Δχ), so the only
+        sources inside the brain are compact (nuclei, lesions): the background-removal test.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     scale = [min(1.0, n * v / ref)
@@ -149,6 +153,13 @@ def head_phantom(shape=(96, 96, 64), voxel_size=(1.5, 1.5, 1.5), *, rng=None,
     for region, _ in lesion_list:
         wm &= ~region
     names['wm'] = wm
+    if uniform_brain:
+        compact = np.zeros(shape, dtype=bool)
+        for name in NUCLEI:
+            compact |= names[name]
+        chi[brain & ~compact] = 0.0
+        for region, dchi_ppb in lesion_list:
+            chi[region] = dchi_ppb * 1e-3
 
     mean_mag = mag[brain].mean()
     magnitude = mag + rng.normal(0.0, mean_mag / magnitude_snr, size=shape)
