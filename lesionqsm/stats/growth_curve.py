@@ -229,12 +229,21 @@ def prepare_model_data(lesions, participants=None, *, response='chi_rel_ppb', co
 
 def _rank_problem(x, names, data, binned, other_rim):
     """Name what makes the design rank deficient: an empty rim × age cell, else the columns."""
-    cells = pd.crosstab(data['rim'], binned).reindex(index=list(RIM_LEVELS), fill_value=0)
-    empty = [(rim, age) for rim in cells.index for age in cells.columns
-             if cells.loc[rim, age] == 0]
-    if empty:
-        listed = ', '.join(f'rim {r} at lesion age {a:.3g} y' for r, a in empty)
-        return f'empty rim x age cell(s): {listed}; lower the degree or change the age binning'
+    degree = sum(n.startswith('age_poly') and ':' not in n for n in names)
+    points = np.unique(binned)
+    problems = []
+    for rim in RIM_LEVELS:
+        present = np.unique(binned[(data['rim'] == rim).to_numpy()])
+        if present.size <= degree:
+            missing = np.setdiff1d(points, present)
+            cells = ', '.join(f'rim {rim} at lesion age {a:.3g} y' for a in missing[:10])
+            if missing.size > 10:
+                cells += f' and {missing.size - 10} more'
+            problems.append(f'rim {rim} has visits at only {present.size} distinct lesion ages '
+                            f'(degree {degree} needs {degree + 1}); empty rim x age cell(s): '
+                            f'{cells}')
+    if problems:
+        return '; '.join(problems) + '; lower the degree or change the age binning'
     _, r, piv = scipy.linalg.qr(x, mode='economic', pivoting=True)
     tol = np.abs(r[0, 0]) * max(x.shape) * np.finfo(float).eps
     rank = int(np.sum(np.abs(np.diag(r)) > tol))
