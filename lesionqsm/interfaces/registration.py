@@ -159,7 +159,7 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
                          desc='interpolation of the resampled output')
     seed = traits.Int(20190401, usedefault=True, desc='metric sampling seed (built-in engine)')
     n_threads = traits.Range(low=1, value=1, usedefault=True,
-                             desc='ITK threads; results are identical for a fixed count')
+                             desc='ITK threads; 1 gives bit-identical results run to run')
     algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True,
                                    desc='changes when the algorithm changes; reruns caches')
 
@@ -222,8 +222,11 @@ class Coregister(SimpleInterface):
                 moving_img.get_fdata(dtype=np.float32), moving_img.affine,
                 reference_mask=None if mask_img is None else np.asanyarray(mask_img.dataobj) > 0,
                 seed=self.inputs.seed, n_threads=self.inputs.n_threads)
-            matrix = fsl_matrix.world_to_fsl(result.world, **geometry)
-            fsl_matrix.write_fsl_matrix(out_matrix, matrix)
+            fsl_matrix.write_fsl_matrix(out_matrix,
+                                        fsl_matrix.world_to_fsl(result.world, **geometry))
+            # Resample with the matrix as written (10 digits), so ApplyTransform on the file
+            # reproduces out_file exactly.
+            matrix = fsl_matrix.read_fsl_matrix(out_matrix)
             resampled, dtype = _resample(moving_img, reference_img, matrix, self.inputs.interp)
             save_like(resampled, reference_img, cwd, out_file.name, dtype=dtype)
             report.update({
