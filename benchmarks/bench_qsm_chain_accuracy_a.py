@@ -53,19 +53,23 @@ def main(argv=None):
     parser.add_argument('--scale', type=float, default=1.0, help='anatomy scale')
     parser.add_argument('--methods', nargs='+', default=['pdf:medi+0'],
                         help='background:inversion pairs, e.g. pdf:medi+0 lbv:tkd')
+    parser.add_argument('--background-tol', type=float, default=None,
+                        help="tolerance of PDF/LBV's CG (default: theirs)")
     args = parser.parse_args(argv)
     te = 0.005 * np.arange(1, 6)
     phantom = head_phantom((args.voxel,) * 3, scale=args.scale, echo_times=te, snr=100.0)
     print(f'phantom {phantom.chi.shape} at {args.voxel} mm, scale {args.scale}')
+    options = {} if args.background_tol is None else {'tol': args.background_tol}
     for method in args.methods:
         background, inversion = method.split(':')
         start = time.perf_counter()
         result = reconstruct_session(phantom.signal, te, field_strength=3.0,
                                      affine=phantom.affine, background=background,
-                                     inversion=inversion)
+                                     inversion=inversion, background_options=options)
         elapsed = time.perf_counter() - start
         rows, slope, median_lesion, nrmse, csf_mean = evaluate(phantom, result)
-        print(f'\n{background} + {inversion}: {elapsed:.1f} s, reference {result.reference}')
+        print(f'\n{background} + {inversion} {options}: {elapsed:.1f} s, reference '
+              f'{result.reference}, background {result.parameters["background_info"]}')
         print(f"{'ROI':<32}{'truth ppb':>10}{'chi ppb':>10}{'error':>8}")
         for name, truth, estimate in rows:
             print(f'{name:<32}{truth:>10.1f}{estimate:>10.1f}{estimate - truth:>8.1f}')
