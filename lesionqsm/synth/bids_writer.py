@@ -164,13 +164,18 @@ GROUNDTRUTH_JSON = {
     'rim': {'Description': 'Rim group: positive or negative.'},
     'enhancement': {'Description': 'Enhancement pattern at detection: nodular or shell.'},
     'location': {'Description': 'periventricular or deep white matter.'},
-    'chi_lesion_ppm': {'Description': 'Mean true susceptibility over the lesion voxels of the '
-                                      'fine simulation grid at this visit (CSF = 0).',
+    'chi_lesion_ppm': {'Description': 'Mean true susceptibility over the fine-grid voxels of '
+                                      'the lesion\'s extent at detection, at this visit (CSF = '
+                                      '0): what an ROI drawn at detection measures.',
                        'Units': 'ppm'},
+    'chi_lesion_current_ppm': {'Description': 'Mean true susceptibility over the lesion\'s '
+                                              'extent at this visit.',
+                               'Units': 'ppm'},
     'chi_nawm_ppm': {'Description': 'Mean true susceptibility over fine-grid voxels that are '
                                     'white matter, outside every lesion of the subject at any '
                                     'visit, more than 1 mm and at most 5 mm (voxel-centre '
-                                    'Euclidean distance) from the lesion at this visit.',
+                                    'Euclidean distance) from the lesion\'s extent at '
+                                    'detection.',
                      'Units': 'ppm'},
     'chi_rel_ppb': {'Description': '1000 * (chi_lesion_ppm - chi_nawm_ppm).', 'Units': 'ppb'},
     'chi_rel_model_ppb': {'Description': 'The model value of the lesion-mean susceptibility '

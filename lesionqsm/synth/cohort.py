@@ -7,10 +7,17 @@ ground truth with :mod:`lesionqsm.synth.bids_writer`.
 Ground truth (``derivatives/groundtruth/sub-XX/sub-XX_lesions.tsv``), measured on the fine
 simulation grid of each visit (isotropic, ``fine_voxel_mm``; the head moved, grid fixed):
 
-- ``chi_lesion_ppm``: mean χ (ppm, CSF = 0) over the fine voxels whose centre lies in the lesion;
+- ``chi_lesion_ppm``: mean χ (ppm, CSF = 0) over the fine voxels whose centre lies in the
+  lesion's extent *at detection* (the region its detection-visit ROI covers).  This is what the
+  paper measures: ROIs drawn at detection are overlaid on every later QSM, so a lesion that
+  shrinks is measured over its original extent.  The simulated lesion tissue is set so that
+  this mean follows the paper's trajectory (the current, smaller lesion carries the χ offset
+  times detection volume / current volume);
+- ``chi_lesion_current_ppm``: mean χ over the lesion's extent at this visit;
 - ``chi_nawm_ppm``: mean χ over fine voxels that are white matter (not grey matter, CSF, deep
   nuclei, vein), outside every lesion of the patient at any visit (each at its largest), and at a
-  Euclidean distance d from the lesion's voxels (centre to centre) with 1 mm < d <= 5 mm;
+  Euclidean distance d from the lesion's detection extent (centre to centre) with
+  1 mm < d <= 5 mm;
 - ``chi_rel_ppb`` = 1000 (chi_lesion_ppm − chi_nawm_ppm);
 - ``volume_mm3``: the lesion's voxel count in that visit's FLAIR label map times the FLAIR voxel
   volume (what an ROI on the written annotation measures).
@@ -269,6 +276,13 @@ def _tissue_maps(labels, ids, depth, x, y, z, offsets):
     return chi, r2s, pd, t1, t2
 
 
+def _detection_extent(lesion, grid, motion):
+    """A block of the fine grid around a lesion and its extent at detection within it."""
+    block = ph.shape_block(grid, motion, lesion.centre, lesion.extent(0.0) + 8.0)
+    x, y, z = ph.head_coordinates(grid, motion, block)
+    return block, lesion.rho(x, y, z) <= lesion.radius_scale(0.0)
+
+
 def simulate_gre(p, subject, visit, fine, rng):
     """Simulate one visit's GRE and the fine-grid truth.
 
@@ -295,20 +309,26 @@ def simulate_gre(p, subject, visit, fine, rng):
                         if lesion.rim == 'positive' else 0.0)
         age = ages[lesion.lesion_id]
         target = target_offset_ppb(subject, lesion, visit, age)
-        offsets[lesion.lesion_id] = les.lesion_offsets(target, lesion.rim_contrast_ppb,
-                                                       rim_fraction)
+        block, detection = _detection_extent(lesion, grid, motion)
+        n_detection = int(np.count_nonzero(detection))
+        # the detection-extent mean follows the trajectory: concentrate the offset in what
+        # remains of the lesion (its extent never grows past the one at detection)
+        concentration = n_detection / max(n, 1)
+        offsets[lesion.lesion_id] = les.lesion_offsets(target * concentration,
+                                                       lesion.rim_contrast_ppb, rim_fraction)
         rows.append({'lesion_id': lesion.lesion_id, 'age': age, 'lesion': lesion,
-                     'target': target, 'n_fine': n, 'rim_fraction': rim_fraction})
+                     'target': target, 'n_fine': n, 'rim_fraction': rim_fraction,
+                     'block': block, 'detection': detection})
     chi, r2s, pd, t1, _ = _tissue_maps(labels, ids, depth, x, y, z, offsets)
     del x, y, z
     wm = labels == ph.LABEL['wm']
     for row in rows:
-        lesion = row['lesion']
-        block = ph.shape_block(grid, motion, lesion.centre, lesion.extent(0.0) + 8.0)
-        inside = ids[block] == lesion.lesion_id
-        dist = ndimage.distance_transform_edt(~inside, sampling=grid.voxel_size)
+        block, detection = row.pop('block'), row.pop('detection')
+        current = ids[block] == row['lesion_id']
+        dist = ndimage.distance_transform_edt(~detection, sampling=grid.voxel_size)
         shell = (dist > 1.0) & (dist <= 5.0) & wm[block] & ~ever[block]
-        row['chi_lesion_ppm'] = float(np.mean(chi[block][inside], dtype=np.float64))
+        row['chi_lesion_ppm'] = float(np.mean(chi[block][detection], dtype=np.float64))
+        row['chi_lesion_current_ppm'] = float(np.mean(chi[block][current], dtype=np.float64))
         row['chi_nawm_ppm'] = float(np.mean(chi[block][shell], dtype=np.float64))
     field = fw.field_ppm(chi, fine)
     m0 = fw.spoiled_gre_m0(pd, t1, tr_ms=fw.GRE_TR_MS, flip_deg=fw.GRE_FLIP_DEG)
@@ -487,7 +507,9 @@ def _write_subject(root, p, subject, fine, seed, log):
                 'acq_time': _fmt_time(subject.acq_times[v]),
                 'lesion_age_years': row['age'], 'rim': lesion.rim,
                 'enhancement': lesion.enhancement, 'location': lesion.location,
-                'chi_lesion_ppm': row['chi_lesion_ppm'], 'chi_nawm_ppm': row['chi_nawm_ppm'],
+                'chi_lesion_ppm': row['chi_lesion_ppm'],
+                'chi_lesion_current_ppm': row['chi_lesion_current_ppm'],
+                'chi_nawm_ppm': row['chi_nawm_ppm'],
                 'chi_rel_ppb': 1000.0 * (row['chi_lesion_ppm'] - row['chi_nawm_ppm']),
                 'chi_rel_model_ppb': row['target'],
                 'volume_mm3': volumes.get(lesion.lesion_id, 0.0),

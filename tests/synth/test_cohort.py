@@ -116,8 +116,13 @@ def test_ground_truth_agrees_with_written_images(tiny):
                                    atol=1e-4)
         # NAWM: white matter, −0.020 ppm ± its 5 ppb modulation
         assert np.all(np.abs(truth.chi_nawm_ppm + 0.020) <= 0.0051)
-        # the lesion mean follows the model offset up to the WM modulation difference
+        # the mean over the detection extent follows the model offset up to the WM
+        # modulation difference
         np.testing.assert_allclose(truth.chi_rel_ppb, truth.chi_rel_model_ppb, atol=1.5)
+        # a lesion that shrank carries its offset in a smaller volume
+        later = truth[truth.lesion_age_years > 0.5]
+        assert np.all(np.abs(later.chi_lesion_current_ppm - later.chi_nawm_ppm)
+                      >= np.abs(later.chi_lesion_ppm - later.chi_nawm_ppm) - 0.0015)
         for ses, rows in truth.groupby('session_id'):
             dseg_img = nb.load(ann / f'sub-{sub}' / ses / 'anat'
                                / f'sub-{sub}_{ses}_space-FLAIR_dseg.nii.gz')
@@ -134,11 +139,12 @@ def test_ground_truth_agrees_with_written_images(tiny):
                 if row.rim != 'negative' or row.volume_mm3 < 300:
                     continue
                 # rim− lesion, uniform offset: the GRE voxel at the lesion's centroid lies
-                # wholly inside it; its true χ is the lesion mean ± the WM modulation across
-                # the lesion (< 0.35 ppb/mm × 6 mm ≈ 2 ppb)
+                # wholly inside it; its true χ is the current lesion's mean ± the WM
+                # modulation across the lesion (< 0.35 ppb/mm × 6 mm ≈ 2 ppb)
                 centre = dseg_img.affine @ np.append(np.argwhere(inside).mean(axis=0), 1)
                 ijk = np.rint(np.linalg.solve(chimap_img.affine, centre)[:3]).astype(int)
-                assert chimap[tuple(ijk)] == pytest.approx(row.chi_lesion_ppm, abs=0.0025)
+                assert chimap[tuple(ijk)] == pytest.approx(row.chi_lesion_current_ppm,
+                                                           abs=0.0025)
                 checked_core += 1
     assert checked_core > 0
 
