@@ -23,13 +23,27 @@ def setup_logging(output_dir, level):
     handler = logging.FileHandler(log_file)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
-               for h in root.handlers):
+    if not any(getattr(h, 'lesionqsm_console', False) for h in root.handlers):
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter('%(levelname)s: %(message)s'))
         console.setLevel(logging.INFO)
+        console.addFilter(_quiet_nipype)
+        console.lesionqsm_console = True
         root.addHandler(console)
+    # nipype's own console handlers would print every record twice: route them through ours
+    # (the log file keeps nipype's INFO records, the console only its warnings)
+    import nipype  # noqa: F401  (sets up nipype's loggers)
+
+    for name in ('nipype', 'nipype.workflow', 'nipype.interface', 'nipype.utils'):
+        nipype_logger = logging.getLogger(name)
+        nipype_logger.handlers.clear()
+        nipype_logger.propagate = True
     return log_file
+
+
+def _quiet_nipype(record):
+    """Console filter: nipype's records only from WARNING up; ours from INFO."""
+    return not record.name.startswith('nipype') or record.levelno >= logging.WARNING
 
 
 def default_lesions_dir(bids_dir):

@@ -132,11 +132,11 @@ class GatherEchoes(SimpleInterface):
         for msg in warnings:
             LOGGER.warning(msg)
         cwd = runtime.cwd
-        self._results['out_magnitude'] = save_like(magnitude, ref_img, cwd, 'magnitude.nii.gz')
+        self._results['out_magnitude'] = save_like(magnitude, ref_img, cwd, 'magnitude.nii')
         self._results['out_phase'] = save_like(np.stack(phase_data, axis=-1), ref_img, cwd,
-                                               'phase.nii.gz')
+                                               'phase.nii')
         rss = np.sqrt(np.sum(magnitude.astype(np.float64) ** 2, axis=-1))
-        self._results['out_mean_magnitude'] = save_like(rss, ref_img, cwd, 'magnitude_rss.nii.gz')
+        self._results['out_mean_magnitude'] = save_like(rss, ref_img, cwd, 'magnitude_rss.nii')
         self._results['echo_times'] = [float(tes[i]) for i in order]
         self._results['warnings'] = warnings
         return runtime
@@ -183,7 +183,7 @@ class BrainMask(SimpleInterface):
                                                      voxel_size)
         if not mask.any():
             raise ImageError(f'{self.inputs.in_magnitude}: the brain mask is empty')
-        self._results['out_mask'] = save_like(mask, mag_img, runtime.cwd, 'brain_mask.nii.gz',
+        self._results['out_mask'] = save_like(mask, mag_img, runtime.cwd, 'brain_mask.nii',
                                               dtype=np.uint8)
         return runtime
 
@@ -226,10 +226,10 @@ class MultiEchoFit(SimpleInterface):
         ref3d = nb.Nifti1Image(np.zeros(mag_img.shape[:3], np.float32), mag_img.affine,
                                mag_img.header)
         cwd = runtime.cwd
-        self._results['out_field'] = save_like(fit.field_rad, ref3d, cwd, 'field_rad.nii.gz')
-        self._results['out_field_hz'] = save_like(fit.field_hz, ref3d, cwd, 'field_hz.nii.gz')
-        self._results['out_noise_std'] = save_like(fit.noise_std, ref3d, cwd, 'noise_std.nii.gz')
-        self._results['out_phase0'] = save_like(fit.phase0, ref3d, cwd, 'phase0.nii.gz')
+        self._results['out_field'] = save_like(fit.field_rad, ref3d, cwd, 'field_rad.nii')
+        self._results['out_field_hz'] = save_like(fit.field_hz, ref3d, cwd, 'field_hz.nii')
+        self._results['out_noise_std'] = save_like(fit.noise_std, ref3d, cwd, 'noise_std.nii')
+        self._results['out_phase0'] = save_like(fit.phase0, ref3d, cwd, 'phase0.nii')
         self._results['delta_te'] = float(fit.delta_te)
         return runtime
 
@@ -268,7 +268,7 @@ class Unwrap(SimpleInterface):
                                                      mask=mask)
         unwrapped = np.where(mask, unwrapped, 0.0)
         self._results['out_field'] = save_like(unwrapped, field_img, runtime.cwd,
-                                               'field_unwrapped.nii.gz')
+                                               'field_unwrapped.nii')
         return runtime
 
 
@@ -301,7 +301,7 @@ class R2Star(SimpleInterface):
         estimator = r2star.r2star_arlo if self.inputs.method == 'arlo' else r2star.r2star_loglinear
         r2s = estimator(magnitude, np.asarray(self.inputs.echo_times), mask=mask)
         self._results['out_r2star'] = save_like(np.where(mask, r2s, 0.0), ref3d, runtime.cwd,
-                                                'r2star.nii.gz')
+                                                'r2star.nii')
         return runtime
 
 
@@ -339,7 +339,7 @@ class CSFMask(SimpleInterface):
         if result.reference != 'ventricular_csf':
             LOGGER.warning('%s: %s', self.inputs.in_r2star, result.message)
         self._results['out_mask'] = save_like(result.mask, r2s_img, runtime.cwd,
-                                              'csf_mask.nii.gz', dtype=np.uint8)
+                                              'csf_mask.nii', dtype=np.uint8)
         self._results['reference'] = result.reference
         self._results['message'] = result.message
         return runtime
@@ -381,7 +381,7 @@ class RemoveBackground(SimpleInterface):
         else:
             local = background.lbv(field, mask, voxel_size)
         self._results['out_field'] = save_like(local, field_img, runtime.cwd,
-                                               'local_field_rad.nii.gz')
+                                               'local_field_rad.nii')
         return runtime
 
 
@@ -476,7 +476,7 @@ class DipoleInversion(SimpleInterface):
             'AlgorithmVersion': self.inputs.algorithm_version,
         }
         self._results['out_chi'] = save_like(np.where(mask, chi, 0.0), field_img, runtime.cwd,
-                                             'chi_ppm.nii.gz')
+                                             'chi_ppm.nii')
         report = Path(runtime.cwd) / 'inversion_report.json'
         report.write_text(json.dumps({'metadata': metadata, 'info': _jsonable(info)}, indent=2))
         self._results['out_report'] = str(report)
