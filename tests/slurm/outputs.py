@@ -14,7 +14,8 @@ ATOL = 1e-9
 # Files that record when or how a run happened, not what it computed.
 SKIP_PARTS = ('logs',)
 SKIP_SUFFIXES = ('.html', '.svg', '.png', '.log')
-VOLATILE_JSON_KEYS = {'GeneratedBy', 'DateCreated', 'Date', 'ProcessingTime', 'Host'}
+# DatasetLinks holds the relative path from the output to the raw dataset.
+VOLATILE_JSON_KEYS = {'GeneratedBy', 'DateCreated', 'Date', 'ProcessingTime', 'Host', 'DatasetLinks'}
 
 
 def output_files(root):
