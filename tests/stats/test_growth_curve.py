@@ -171,3 +171,16 @@ def test_lesion_ids_are_grouped_within_patients():
     fit = fit_growth_curve(lesions, participants, degree=3, covariates=())
     n = pd.MultiIndex.from_frame(lesions[['participant_id', 'lesion_id']]).nunique()
     assert fit.summary()['n_lesions'] == n == 12
+
+
+def test_random_slopes_option(cohort):
+    """Random slopes on linear age: a 2x2 patient covariance, two lesion components, and
+    fitted means that stay within a tenth of their SE of the intercept-only fit's means."""
+    lesions, participants, _ = cohort
+    small = lesions[lesions['participant_id'] <= 'sub-050']
+    kwargs = dict(degree=4, covariates=('edss',))
+    plain = fit_growth_curve(small, participants, **kwargs)
+    slopes = fit_growth_curve(small, participants, random_slopes=True, **kwargs)
+    assert slopes.mixed.cov_re.shape == (2, 2) and slopes.mixed.vcomp.shape == (2,)
+    a, b = plain.fitted_means(), slopes.fitted_means()
+    assert np.all(np.abs(a['estimate'] - b['estimate']) < 0.1 * a['se'] + 0.5)
