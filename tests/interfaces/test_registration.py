@@ -176,7 +176,7 @@ def test_builtin_refuses_bad_arrays():
         rigid_engine.register_rigid(ref, affine, np.zeros_like(ref), affine)
     with pytest.raises(ValueError, match='reference: expected a 3-D array'):
         rigid_engine.register_rigid(ref[..., None], affine, ref, affine)
-    with pytest.raises(ValueError, match='shrink_factors and smoothing_sigmas'):
+    with pytest.raises(ValueError, match='shrink_factors, smoothing_sigmas and sampling'):
         rigid_engine.register_rigid(ref, affine, ref, affine, shrink_factors=(2, 1),
                                     smoothing_sigmas=(1.0,))
 
@@ -283,11 +283,11 @@ def test_concatenate_and_invert_interfaces(tmp_path):
 
 
 def test_estimate_mem_gb():
-    """64 B per moving voxel + 48 B per reference voxel + 0.1 GB; floor 0.2 GB."""
+    """64 B per moving voxel + 48 B per reference voxel + 0.2 GB; floor 0.25 GB."""
     flair, gre = (256, 256, 176), (256, 256, 64)
-    expected = (64 * 256 * 256 * 176 + 48 * 256 * 256 * 64) / 1024**3 + 0.1
+    expected = (64 * 256 * 256 * 176 + 48 * 256 * 256 * 64) / 1024**3 + 0.2
     assert reg.estimate_mem_gb(flair, gre) == pytest.approx(expected, rel=1e-12)
-    assert reg.estimate_mem_gb((10, 10, 10)) == 0.2
+    assert reg.estimate_mem_gb((10, 10, 10)) == 0.25
 
 
 # ---------------------------------------------------------------------------------------------
