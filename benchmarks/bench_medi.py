@@ -38,6 +38,14 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
+def _cpu_timed(fn, *args, **kwargs):
+    """Wall and CPU (all threads of this process) time: on a shared machine the CPU time
+    shows the work done, the wall time also the waiting for other processes."""
+    c0 = time.process_time()
+    out, wall = _timed(fn, *args, **kwargs)
+    return out, wall, time.process_time() - c0
+
+
 def run(size, *, reference):
     voxel = tuple(f / n for f, n in zip(FOV_MM, size, strict=True))
     ph = head_phantom(size, voxel, noise_std_rad=0.005, rng=np.random.default_rng(0))
@@ -47,17 +55,19 @@ def run(size, *, reference):
     local, row['pdf'] = _timed(background.pdf, ph.total_field, m, voxel,
                                noise_std=ph.noise_std)
     _, row['lbv'] = _timed(background.lbv, ph.total_field, m, voxel)
-    (chi, info), row['medi0'] = _timed(medi.medi_plus_zero, local, m, ph.magnitude, voxel,
-                                       noise_std=ph.noise_std, csf_mask=ph.csf_mask, **common)
+    (chi, info), row['medi0'], row['medi0_cpu'] = _cpu_timed(
+        medi.medi_plus_zero, local, m, ph.magnitude, voxel, noise_std=ph.noise_std,
+        csf_mask=ph.csf_mask, **common)
     row['gn'] = info['iterations']
     row['cg'] = sum(info['cg_iterations'])
     row['box'] = 'x'.join(str(b - a) for a, b in info['solver_box'])
     _, row['tkd'] = _timed(tkd.tkd, local, m, voxel, **common)
     if reference:
-        (ref, ref_info), row['ref'] = _timed(
+        (ref, ref_info), row['ref'], row['ref_cpu'] = _cpu_timed(
             medi_reference.medi_plus_zero, local, m, ph.magnitude, voxel,
             noise_std=ph.noise_std, csf_mask=ph.csf_mask, **common)
         row['ratio'] = row['ref'] / row['medi0']
+        row['ratio_cpu'] = row['ref_cpu'] / row['medi0_cpu']
         row['diff'] = float(np.linalg.norm(chi - ref) / np.linalg.norm(ref))
         row['same_iters'] = ref_info['cg_iterations'] == info['cg_iterations']
     return row
@@ -71,17 +81,19 @@ def main(argv=None):
                         help='indices into SIZES at which the reference MEDI also runs')
     args = parser.parse_args(argv)
     print(f'# cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}')
-    header = (f'{"matrix":>11} {"voxel mm":>14} {"PDF s":>7} {"LBV s":>7} {"MEDI+0 s":>9} '
-              f'{"GN":>3} {"CG":>4} {"solver box":>11} {"TKD s":>6} {"ref s":>7} '
-              f'{"ref/fast":>8} {"rel diff":>9} {"same CG":>7}')
+    print('# times in s (wall); "cpu" = CPU time of all threads; ref = reference MEDI+0')
+    header = (f'{"matrix":>11} {"voxel mm":>14} {"PDF":>6} {"LBV":>6} {"MEDI+0":>7} '
+              f'{"cpu":>6} {"GN":>3} {"CG":>4} {"solver box":>11} {"TKD":>5} {"ref":>7} '
+              f'{"cpu":>7} {"ref/fast":>8} {"(cpu)":>6} {"rel diff":>9} {"same CG":>7}')
     print(header)
     for i in args.sizes:
         r = run(SIZES[i], reference=i in args.reference_sizes)
-        ref = (f'{r["ref"]:7.1f} {r["ratio"]:8.2f} {r["diff"]:9.1e} {str(r["same_iters"]):>7}'
-               if 'ref' in r else f'{"-":>7} {"-":>8} {"-":>9} {"-":>7}')
-        print(f'{r["size"]:>11} {r["voxel"]:>14} {r["pdf"]:7.2f} {r["lbv"]:7.2f} '
-              f'{r["medi0"]:9.2f} {r["gn"]:3d} {r["cg"]:4d} {r["box"]:>11} {r["tkd"]:6.2f} '
-              + ref, flush=True)
+        ref = (f'{r["ref"]:7.1f} {r["ref_cpu"]:7.1f} {r["ratio"]:8.2f} {r["ratio_cpu"]:6.2f} '
+               f'{r["diff"]:9.1e} {str(r["same_iters"]):>7}'
+               if 'ref' in r else f'{"-":>7} {"-":>7} {"-":>8} {"-":>6} {"-":>9} {"-":>7}')
+        print(f'{r["size"]:>11} {r["voxel"]:>14} {r["pdf"]:6.2f} {r["lbv"]:6.2f} '
+              f'{r["medi0"]:7.2f} {r["medi0_cpu"]:6.1f} {r["gn"]:3d} {r["cg"]:4d} '
+              f'{r["box"]:>11} {r["tkd"]:5.2f} ' + ref, flush=True)
 
 
 if __name__ == '__main__':
