@@ -84,7 +84,13 @@ def run_group(opts, config):
     options = dict(config.get('group', {}))
     options.setdefault('degree', opts.poly_degree)
     options.setdefault('covariates', opts.covariates)
-    written = run_group_level(opts.output_dir, opts.bids_dir, **options)
+    from ..stats.mixed import ModelError
+
+    try:
+        written = run_group_level(opts.output_dir, opts.bids_dir, **options)
+    except ModelError as exc:
+        LOGGER.error('group model: %s', exc)
+        return 1
     for kind, path in written.items():
         LOGGER.info('group %s: %s', kind, path)
     return 0

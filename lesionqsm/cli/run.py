@@ -25,7 +25,7 @@ def setup_logging(output_dir, level):
     root.addHandler(handler)
     if not any(getattr(h, 'lesionqsm_console', False) for h in root.handlers):
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter('%(levelname)s: %(message)s'))
+        console.setFormatter(_ConsoleFormatter('%(levelname)s: %(message)s'))
         console.setLevel(logging.INFO)
         console.addFilter(_quiet_nipype)
         console.lesionqsm_console = True
@@ -39,6 +39,16 @@ def setup_logging(output_dir, level):
         nipype_logger.handlers.clear()
         nipype_logger.propagate = True
     return log_file
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """One line per nipype record on the console; tracebacks stay in the log file."""
+
+    def format(self, record):
+        if not record.name.startswith('nipype'):
+            return super().format(record)
+        first_line = (record.getMessage().strip().splitlines() or [''])[0]
+        return f'{record.levelname}: {first_line}'
 
 
 def _quiet_nipype(record):
