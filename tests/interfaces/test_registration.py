@@ -84,12 +84,14 @@ def grid_affine(shape, zooms, *, neurological=False):
 
 
 def head_image(shape, zooms, *, motion=None, contrast='gre', noise=0.02, rng=None,
-               neurological=False):
+               neurological=False, tilt_deg=0.0):
     """The phantom head, moved by ``motion`` (head point p appears at motion @ p), on a grid.
 
-    Returns float32 data and its affine.  Rician noise of σ = ``noise`` (signal max ~1).
+    The grid is tilted by ``tilt_deg`` about world x (an oblique acquisition).  Returns float32
+    data and its affine.  Rician noise of σ = ``noise`` (signal max ~1).
     """
-    affine = grid_affine(shape, zooms, neurological=neurological)
+    affine = rigid((tilt_deg, 0, 0), (0, 0, 0)) @ grid_affine(shape, zooms,
+                                                             neurological=neurological)
     to_head = (np.eye(4) if motion is None else np.linalg.inv(motion)) @ affine
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
     head = (to_head[:3, :3].astype(np.float32) @ ijk + to_head[:3, 3:4].astype(np.float32)).T
@@ -157,6 +159,32 @@ def test_builtin_recovers_rigid_motion(gre_reference, angles, shift):
     displacement, angle = registration_error(result.world, motion)
     assert displacement < 0.5
     assert angle < 0.5
+
+
+def test_builtin_with_oblique_reference():
+    """Reference tilted 12° (oblique slices), moving axis-aligned, 2×2×3 mm: 0.5 mm / 0.5°.
+
+    Measured 0.34 mm and 0.25°; coarser voxels than the GRE test, hence the larger error.
+    """
+    motion = rigid((3, -4, 2), (4, -5, 3))
+    ref, ref_affine = head_image((96, 96, 40), (2.0, 2.0, 3.0), rng=1, tilt_deg=12.0)
+    moving, moving_affine = head_image((96, 96, 40), (2.0, 2.0, 3.0), motion=motion, rng=2,
+                                       neurological=True)
+    result = rigid_engine.register_rigid(ref, ref_affine, moving, moving_affine)
+    displacement, angle = registration_error(result.world, motion)
+    assert displacement < 0.5
+    assert angle < 0.5
+
+
+def test_to_sitk_geometry_matches_the_nibabel_affine():
+    """ITK's physical point of index (i, j, k) is the LPS flip of affine @ (i, j, k); exact."""
+    affine = rigid((12, -5, 30), (3, -4, 5)) @ grid_affine((6, 7, 8), (1.5, 2.0, 3.0))
+    image = rigid_engine.to_sitk(np.arange(336, dtype=np.float32).reshape(6, 7, 8), affine)
+    for ijk in [(0, 0, 0), (5, 1, 2), (2, 6, 7)]:
+        expected = np.diag([-1.0, -1.0, 1.0]) @ (affine @ [*ijk, 1])[:3]
+        np.testing.assert_allclose(image.TransformIndexToPhysicalPoint(ijk), expected,
+                                   atol=1e-9)
+        assert image[ijk] == 56 * ijk[0] + 8 * ijk[1] + ijk[2]
 
 
 def test_builtin_is_deterministic():
