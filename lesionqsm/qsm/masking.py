@@ -4,6 +4,18 @@ import numpy as np
 from scipy import ndimage
 
 
+def _small_ball(radius_mm, voxel_size, max_voxels=2):
+    """Ball structuring element ``|offset| <= radius_mm`` if it spans at most ``max_voxels``
+    voxels per side (binary morphology is then faster than a distance transform), else None."""
+    half = [int(np.floor(radius_mm / v + 1e-9)) for v in voxel_size]
+    if max(half) > max_voxels:
+        return None
+    offsets = np.meshgrid(*[np.arange(-h, h + 1) * v for h, v in zip(half, voxel_size,
+                                                                       strict=True)],
+                          indexing='ij')
+    return sum(o**2 for o in offsets) <= radius_mm**2 + 1e-9
+
+
 def erode_mm(mask, radius_mm, voxel_size):
     """Binary erosion by a ball of physical radius (mm), by Euclidean distance transform.
 
@@ -25,6 +37,9 @@ def erode_mm(mask, radius_mm, voxel_size):
     mask = np.asarray(mask, dtype=bool)
     if radius_mm <= 0:
         return mask.copy()
+    ball = _small_ball(radius_mm, voxel_size)
+    if ball is not None:
+        return ndimage.binary_erosion(mask, structure=ball, border_value=0)
     padded = np.pad(mask, 1)
     distance = ndimage.distance_transform_edt(padded, sampling=voxel_size)
     return distance[1:-1, 1:-1, 1:-1] > radius_mm
@@ -35,6 +50,9 @@ def dilate_mm(mask, radius_mm, voxel_size):
     mask = np.asarray(mask, dtype=bool)
     if radius_mm <= 0 or not mask.any():
         return mask.copy()
+    ball = _small_ball(radius_mm, voxel_size)
+    if ball is not None:
+        return ndimage.binary_dilation(mask, structure=ball)
     distance = ndimage.distance_transform_edt(~mask, sampling=voxel_size)
     return distance <= radius_mm
 

@@ -69,6 +69,13 @@ def test_morphology_in_mm():
                                   ndimage.binary_erosion(ball, structure))
     np.testing.assert_array_equal(dilate_mm(ball, 3.0, voxel),
                                   ndimage.binary_dilation(ball, structure))
+    # Small radii take the structuring-element path: same answer as the distance transform.
+    for radius in (1.0, 2.0, 2.5):
+        distance_in = ndimage.distance_transform_edt(np.pad(ball, 1), sampling=voxel)
+        np.testing.assert_array_equal(erode_mm(ball, radius, voxel),
+                                      distance_in[1:-1, 1:-1, 1:-1] > radius)
+        distance_out = ndimage.distance_transform_edt(~ball, sampling=voxel)
+        np.testing.assert_array_equal(dilate_mm(ball, radius, voxel), distance_out <= radius)
     two = np.zeros((10, 10, 10), bool)
     two[1:3, 1:3, 1:3] = True
     two[5:9, 5:9, 5:9] = True
