@@ -15,7 +15,9 @@ ATOL = 1e-9
 SKIP_PARTS = ('logs',)
 SKIP_SUFFIXES = ('.html', '.svg', '.png', '.log')
 # DatasetLinks holds the relative path from the output to the raw dataset.
-VOLATILE_JSON_KEYS = {'GeneratedBy', 'DateCreated', 'Date', 'ProcessingTime', 'Host', 'DatasetLinks'}
+VOLATILE_JSON_KEYS = {
+    'GeneratedBy', 'DateCreated', 'Date', 'ProcessingTime', 'Host', 'DatasetLinks',
+}  # fmt: skip
 
 
 def output_files(root):

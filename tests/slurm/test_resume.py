@@ -50,7 +50,7 @@ def _running_job(root, node):
     return None
 
 
-@pytest.mark.parametrize('plugin', ['SLURM', 'SLURMGraph'])
+@pytest.mark.parametrize('plugin', ['SLURMGraph'])  # SLURM: test_participant.py
 def test_sigkill_driver_then_rerun(slurm_cluster, tmp_path, plugin):
     """Driver SIGKILLed while `doubled` runs; the rerun reuses `numbers` and the orphan jobs'
     results, runs only what is left, and the sum is the uninterrupted answer."""

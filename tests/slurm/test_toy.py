@@ -1,7 +1,6 @@
 """nipype's SLURM plugins, as configured by lesionqsm, on a real cluster with a toy workflow."""
 
 import math
-from pathlib import Path
 
 import pytest
 from nipype.utils.filemanip import loadpkl
@@ -49,15 +48,3 @@ def test_toy_workflow_runs_as_jobs_with_node_resources(slurm_cluster, tmp_path, 
         )
     # The SLURMGraph plugin returned only after all its jobs left the queue.
     assert queued_jobs(root) == []
-
-
-def test_graph_rerun_submits_nothing_when_cached(slurm_cluster, tmp_path):
-    """A second SLURMGraph run of a finished workflow reuses every node: no new job output."""
-    root = _run_toy(tmp_path, 'SLURMGraph')
-    first = sorted(p.name for p in (root / 'batch').glob('*.o'))
-    mtimes = {p: p.stat().st_mtime_ns for p in root.glob('*/result_*.pklz')}
-    # four compute nodes; nipype folds the IdentityInterface outputnode away
-    assert len(first) == 4 and len(mtimes) == 4
-    _run_toy(tmp_path, 'SLURMGraph')
-    assert sorted(p.name for p in (root / 'batch').glob('*.o')) == first
-    assert {p: p.stat().st_mtime_ns for p in Path(root).glob('*/result_*.pklz')} == mtimes
