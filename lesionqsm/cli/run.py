@@ -130,15 +130,17 @@ def run_participant(opts, config):
                 failures.setdefault(subject, f'ses-{session.session_id}: {error} '
                                              '(the other visits were processed)')
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
-                        'multi-echo GRE with phase' if session.megre is not None
-                        and session.megre.has_phase else 'no phase data: no QSM for this visit')
+                        _visit_status(session))
         subjects_data.append(data)
 
     valid = []
     for data in subjects_data:
         if not any(s.megre is not None and s.megre.has_phase for s in data.sessions):
-            failures[data.subject] = 'no visit has multi-echo GRE with phase data'
-            LOGGER.error('sub-%s: no visit has multi-echo GRE with phase data', data.subject)
+            errors = [f'ses-{s.session_id}: {e}' for s in data.sessions for e in s.errors]
+            failures[data.subject] = '; '.join(errors) if errors else \
+                'no visit has multi-echo GRE with phase data'
+            LOGGER.error('sub-%s: no visit has usable multi-echo GRE with phase data',
+                         data.subject)
         else:
             valid.append(data)
 
@@ -166,6 +168,15 @@ def run_participant(opts, config):
 
     report_outcome(subjects, failures)
     return 1 if failures else 0
+
+
+def _visit_status(session):
+    """One phrase for the console: what this visit's GRE allows."""
+    if session.megre is not None and session.megre.has_phase:
+        return 'multi-echo GRE with phase'
+    if session.errors:
+        return 'unusable GRE (error above): no QSM for this visit'
+    return 'no phase data: no QSM for this visit'
 
 
 def report_outcome(subjects, failures):
