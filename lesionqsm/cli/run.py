@@ -1,6 +1,7 @@
 """Run the participant level: build one nipype workflow over the subjects and execute it."""
 
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -131,6 +132,10 @@ def run_participant(opts, config):
                                              '(the other visits were processed)')
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
                         _visit_status(session))
+        dropped = _dropped_lesions(data, opts.bids_dir, opts.session_label)
+        if dropped:
+            failures.setdefault(subject, 'lesion table written without dropped lesion(s): '
+                                + '; '.join(dropped))
         subjects_data.append(data)
 
     valid = []
@@ -177,6 +182,28 @@ def _visit_status(session):
     if session.errors:
         return 'unusable GRE (error above): no QSM for this visit'
     return 'no phase data: no QSM for this visit'
+
+
+#: A lesion dropped because its detection visit is not among the processed visits.
+_NOT_A_VISIT = re.compile(r'detected at ses-([A-Za-z0-9]+), which does not exist')
+
+
+def _dropped_lesions(data, bids_dir, session_label):
+    """Messages of annotated lesions left out of the table (each names lesions.tsv).
+
+    A lesion detected at a visit that exists but was left out by ``--session-label`` is an
+    expected omission, not a failure.
+    """
+    dropped = []
+    for problem in data.problems:
+        if not problem.endswith('lesion dropped'):
+            continue
+        match = _NOT_A_VISIT.search(problem)
+        if match and session_label and (
+                Path(bids_dir) / f'sub-{data.subject}' / f'ses-{match.group(1)}').is_dir():
+            continue
+        dropped.append(problem)
+    return dropped
 
 
 def report_outcome(subjects, failures):
