@@ -171,6 +171,11 @@ def run_participant(opts, config):
         for subject, cause in summarise_crashes(crash_dir, since=started).items():
             failures.setdefault(subject, cause)
 
+    if failures and opts.stop_on_first_crash:
+        first = next(iter(failures))
+        for subject in subjects:
+            failures.setdefault(subject, 'not processed or incomplete: --stop-on-first-crash '
+                                         f'ended the run at the failure of sub-{first}')
     report_outcome(subjects, failures)
     return 1 if failures else 0
 
