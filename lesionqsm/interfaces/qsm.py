@@ -279,7 +279,8 @@ class _R2StarInputSpec(_VersionedInputSpec):
     in_magnitude = File(exists=True, mandatory=True, desc='4-D magnitude')
     in_mask = File(exists=True, mandatory=True, desc='brain mask')
     echo_times = traits.List(traits.Float, mandatory=True, desc='echo times in s')
-    method = traits.Enum('arlo', 'loglinear', usedefault=True, desc='R2* estimator')
+    method = traits.Enum('arlo', 'loglinear', usedefault=True,
+                         desc='R2* estimator (log-linear whenever the echoes are uneven)')
 
 
 class _R2StarOutputSpec(TraitedSpec):
@@ -298,8 +299,14 @@ class R2Star(SimpleInterface):
                                mag_img.header)
         mask = load_mask_on_grid(self.inputs.in_mask, ref3d, self.inputs.in_magnitude)
         magnitude = mag_img.get_fdata(dtype=np.float32)
-        estimator = r2star.r2star_arlo if self.inputs.method == 'arlo' else r2star.r2star_loglinear
-        r2s = estimator(magnitude, np.asarray(self.inputs.echo_times), mask=mask)
+        echo_times = np.asarray(self.inputs.echo_times)
+        spacing = np.diff(echo_times)
+        even = np.allclose(spacing, spacing[0], rtol=1e-3)
+        # ARLO needs evenly spaced echoes; log-linear least squares takes any
+        if self.inputs.method == 'arlo' and even:
+            r2s = r2star.r2star_arlo(magnitude, echo_times, mask=mask)
+        else:
+            r2s = r2star.r2star_loglinear(magnitude, echo_times, mask=mask)
         self._results['out_r2star'] = save_like(np.where(mask, r2s, 0.0), ref3d, runtime.cwd,
                                                 'r2star.nii')
         return runtime
