@@ -1,0 +1,82 @@
+"""QSM interfaces on tiny images with known answers (each wraps one lesionqsm.qsm function)."""
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from lesionqsm.bids.images import ImageError
+from lesionqsm.interfaces.qsm import CSFMask, GatherEchoes, R2Star, phase_to_radians
+
+AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
+
+
+def _save(path, data, affine=AFFINE):
+    nb.Nifti1Image(np.asarray(data), affine).to_filename(path)
+    return str(path)
+
+
+def _echoes(tmp_path, echo_times, *, r2star=25.0, freq_hz=12.0, shape=(8, 8, 6)):
+    mags, phases = [], []
+    for index, te in enumerate(echo_times, start=1):
+        mag = np.full(shape, 1000.0 * np.exp(-r2star * te), np.float32)
+        phase = np.full(shape, np.angle(np.exp(2j * np.pi * freq_hz * te)), np.float32)
+        mags.append(_save(tmp_path / f'mag{index}.nii.gz', mag))
+        phases.append(_save(tmp_path / f'phase{index}.nii.gz', phase))
+    return mags, phases
+
+
+def test_gather_echoes_sorts_and_flips_phase(tmp_path):
+    tes = [0.010, 0.005, 0.015]
+    mags, phases = _echoes(tmp_path, tes)
+    result = GatherEchoes(mag_files=mags, phase_files=phases, echo_times=tes,
+                          phase_sign=-1).run(cwd=str(tmp_path))
+    assert result.outputs.echo_times == [0.005, 0.010, 0.015]
+    phase = nb.load(result.outputs.out_phase).get_fdata()
+    expected = -np.angle(np.exp(2j * np.pi * 12.0 * 0.005))
+    assert phase[0, 0, 0, 0] == pytest.approx(expected, abs=1e-6)
+    rss = nb.load(result.outputs.out_mean_magnitude).get_fdata()
+    mags_true = 1000 * np.exp(-25 * np.array([0.005, 0.010, 0.015]))
+    assert rss[0, 0, 0] == pytest.approx(np.sqrt((mags_true**2).sum()), rel=1e-5)
+
+
+def test_gather_echoes_refuses_mismatched_grids(tmp_path):
+    mags, phases = _echoes(tmp_path, [0.005, 0.010])
+    _save(tmp_path / 'phase2.nii.gz', np.zeros((8, 8, 6), np.float32),
+          affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+    with pytest.raises(ImageError, match='phase2.nii.gz'):
+        GatherEchoes(mag_files=mags, phase_files=phases,
+                     echo_times=[0.005, 0.010]).run(cwd=str(tmp_path))
+
+
+def test_arbitrary_phase_units_map_to_radians():
+    """Scanner integers -4096..4095 span [-π, π): -4096 -> -π, 0 -> 0, 2048 -> π/2."""
+    phase, warnings = phase_to_radians(np.array([-4096.0, 0.0, 2048.0, 4095.0]), 'arbitrary')
+    np.testing.assert_allclose(phase[:3], [-np.pi, 0.0, np.pi / 2], atol=1e-6)
+    assert phase[3] == pytest.approx(np.pi - np.pi / 4096, abs=1e-5)
+    assert warnings == []
+
+
+def test_r2star_node_with_uneven_echoes_uses_loglinear(tmp_path):
+    """Noise-free monoexponential decay: R2* = 25 /s exactly (float32: 1e-3 /s)."""
+    tes = [0.004, 0.007, 0.013, 0.020]
+    mags, phases = _echoes(tmp_path, tes)
+    gathered = GatherEchoes(mag_files=mags, phase_files=phases,
+                            echo_times=tes).run(cwd=str(tmp_path))
+    mask = _save(tmp_path / 'mask.nii.gz', np.ones((8, 8, 6), np.uint8))
+    result = R2Star(in_magnitude=gathered.outputs.out_magnitude, in_mask=mask,
+                    echo_times=tes).run(cwd=str(tmp_path))
+    r2s = nb.load(result.outputs.out_r2star).get_fdata()
+    np.testing.assert_allclose(r2s, 25.0, atol=1e-3)
+
+
+def test_csf_node_falls_back_to_whole_brain(tmp_path):
+    """No voxel below 5 /s: the reference is the whole brain, and the output says so."""
+    r2s = _save(tmp_path / 'r2s.nii.gz', np.full((20, 20, 12), 20.0, np.float32))
+    mask = np.zeros((20, 20, 12), np.uint8)
+    mask[2:18, 2:18, 2:10] = 1
+    result = CSFMask(in_r2star=r2s, in_mask=_save(tmp_path / 'm.nii.gz', mask)).run(
+        cwd=str(tmp_path))
+    assert result.outputs.reference == 'whole_brain'
+    assert 'whole' in result.outputs.message.lower()
+    csf = nb.load(result.outputs.out_mask).get_fdata() > 0
+    assert np.array_equal(csf, mask > 0)
