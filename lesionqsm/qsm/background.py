@@ -24,6 +24,12 @@ def _check_field_mask(field, mask):
     return field, mask
 
 
+def _dot(a, b, tmp):
+    """<a, b> without BLAS (whose threads spin on a busy machine), summed in float64."""
+    np.multiply(a, b, out=tmp)
+    return float(tmp.sum(dtype=np.float64))
+
+
 def _cg(apply_a, b, *, tol, max_iter, precondition=None):
     """(Preconditioned) conjugate gradients from x0 = 0; stops at ||r|| <= tol ||b||.
 
@@ -31,28 +37,31 @@ def _cg(apply_a, b, *, tol, max_iter, precondition=None):
     """
     x = np.zeros_like(b)
     r = b.copy()
-    b_norm = float(np.linalg.norm(b))
+    tmp = np.empty_like(b)
+    b_norm = np.sqrt(_dot(b, b, tmp))
     if b_norm == 0:
         return x, 0, 0.0
     z = precondition(r) if precondition is not None else r
     p = z.copy()
-    rz = float(np.vdot(r, z).real)
+    rz = _dot(r, z, tmp)
     rel = 1.0
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
         ap = apply_a(p)
-        alpha = rz / float(np.vdot(p, ap).real)
-        x += np.float32(alpha) * p
-        r -= np.float32(alpha) * ap
-        rel = float(np.linalg.norm(r)) / b_norm
+        alpha = np.float32(rz / _dot(p, ap, tmp))
+        np.multiply(p, alpha, out=tmp)
+        x += tmp
+        np.multiply(ap, alpha, out=tmp)
+        r -= tmp
+        rel = np.sqrt(_dot(r, r, tmp)) / b_norm
         if rel <= tol:
             break
         z = precondition(r) if precondition is not None else r
-        rz_new = float(np.vdot(r, z).real)
+        rz_new = _dot(r, z, tmp)
         p *= np.float32(rz_new / rz)
         p += z
         rz = rz_new
-    return x, it, rel
+    return x, it, float(rel)
 
 
 def data_weights(noise_std, mask):

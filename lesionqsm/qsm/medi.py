@@ -23,7 +23,6 @@ import time
 
 import numpy as np
 import scipy.fft
-import scipy.linalg.blas as blas
 
 from .constants import radians_to_ppm
 from .dipole import dipole_kernel
@@ -144,6 +143,12 @@ def _finish(x_rad, problem, *, field_strength, delta_te):
     return out, reference
 
 
+def _dot(a, b, tmp):
+    """<a, b> without BLAS (whose threads spin on a busy machine), summed in float64."""
+    np.multiply(a, b, out=tmp)
+    return float(tmp.sum(dtype=np.float64))
+
+
 def _cg(apply_a, b, *, tol, max_iter):
     """CG from 0 for a symmetric positive definite operator; stops at ||r|| < tol ||b||.
 
@@ -153,17 +158,19 @@ def _cg(apply_a, b, *, tol, max_iter):
     x = np.zeros_like(b)
     r = b.copy()
     p = r.copy()
-    xf, rf, pf = x.ravel(), r.ravel(), p.ravel()
-    delta = float(np.vdot(r, r))
+    tmp = np.empty_like(b)
+    delta = _dot(r, r, tmp)
     delta0 = delta
     stop = tol**2 * delta
     it = 0
     while it < max_iter and delta > stop:
         q = apply_a(p)
-        alpha = delta / float(np.vdot(p, q))
-        blas.saxpy(pf, xf, a=alpha)
-        blas.saxpy(q.ravel(), rf, a=-alpha)
-        delta_new = float(np.vdot(r, r))
+        alpha = np.float32(delta / _dot(p, q, tmp))
+        np.multiply(p, alpha, out=tmp)
+        x += tmp
+        np.multiply(q, alpha, out=tmp)
+        r -= tmp
+        delta_new = _dot(r, r, tmp)
         p *= np.float32(delta_new / delta)
         p += r
         delta = delta_new
@@ -178,7 +185,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
     Same arithmetic as :func:`lesionqsm.qsm.medi_reference.solve`, reorganised: the TV
     operator uses raw differences with ``1/h²`` folded into its weights, work arrays are
     preallocated, the dipole convolution is a cached real-to-complex FFT in float32, and the
-    CG updates are in-place BLAS calls.
+    CG updates are in place.
     """
     field = problem['field']
     mask = problem['mask']

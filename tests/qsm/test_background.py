@@ -79,9 +79,13 @@ def test_lbv_removes_harmonic_background_exactly():
 
 
 def test_pdf_does_not_depend_on_noise_scale(compact_sources):
-    """Weights are normalised: noise maps 1 and 1e-4 times the size take the same CG steps
-    and give the same local field.  Only float32 rounding differs (measured 5e-5 rad, 0.3 %
-    of the local field's spread, after 15 steps); bound 1 % of that spread."""
+    """Weights are normalised: noise maps 1 and 1e-4 times the size take the same number of
+    CG steps to the same residual (the MEDI toolbox would stop after 1 step instead of 14).
+
+    The maps still differ by float32 rounding, which the ill-posed CG carries into the unconverged
+    part of the result: measured 3.7 % of the local field's spread, the same as for a 1e-7
+    change of scale.  Bound 10 %; a run stopped after 3 steps differs by 290 %.
+    """
     ph = compact_sources
     m = ph.brain_mask
     a, info_a = background.pdf(ph.total_field, m, ph.voxel_size, noise_std=ph.noise_std,
@@ -89,7 +93,8 @@ def test_pdf_does_not_depend_on_noise_scale(compact_sources):
     b, info_b = background.pdf(ph.total_field, m, ph.voxel_size, noise_std=ph.noise_std * 1e-4,
                                return_info=True)
     assert info_a['iterations'] == info_b['iterations']
-    np.testing.assert_allclose(a, b, atol=0.01 * ph.local_field[m].std())
+    assert info_b['relative_residual'] == pytest.approx(info_a['relative_residual'], rel=0.05)
+    assert (a - b)[m].std() < 0.1 * ph.local_field[m].std()
 
 
 def test_data_weights_mean_one():
