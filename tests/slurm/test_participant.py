@@ -100,7 +100,7 @@ def test_per_subject_mode_resumes_from_shared_work_dir(tiny, tmp_path):
     assert len(before) > 20
     run(participant(
         tiny / 'bids', out, tiny / 'ref_work', '--plugin', 'SLURM', '--slurm-mode', 'per-subject',
-        '--plugin-args', json.dumps({'poll_sleep_duration': 0.2}), '--mem-gb', '2',
+        '--plugin-args', json.dumps({'poll_sleep_duration': 0.2}), '--mem-gb', '4',
     ))  # fmt: skip
     logs = sorted((out / 'logs' / 'slurm').glob(f'sub-{SUBJECT}_*.out'))
     assert len(logs) == 1, logs
