@@ -4,7 +4,11 @@ Prints one row per case: grids, true motion, max displacement error over the bra
 rotation error (degrees), wall and CPU time of the registration alone, and the peak resident
 memory of the process so far (compare with ``registration.estimate_mem_gb``).
 
-    .venv/bin/python benchmarks/bench_registration.py [--threads N]
+    .venv/bin/python benchmarks/bench_registration.py [--threads N] [--synth BIDS_DIR]
+
+With ``--synth`` it also registers a synth cohort (``lesionqsm synth``) as the participant
+workflow does: each follow-up echo-1 GRE magnitude onto the baseline's, each FLAIR onto its
+visit's GRE, judged against the ground-truth motion over the baseline brain.
 """
 
 import argparse
@@ -15,9 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'interfaces'))
 
-from test_registration import head_image, registration_error, rigid  # noqa: E402
+import nibabel as nb  # noqa: E402
+import numpy as np  # noqa: E402
+from test_registration import (  # noqa: E402
+    head_image,
+    registration_error,
+    rigid,
+    synth_registration_cases,
+)
 
-from lesionqsm.interfaces import registration, rigid_engine  # noqa: E402
+from lesionqsm.interfaces import fsl_matrix, registration, rigid_engine  # noqa: E402
 
 GRE = ((128, 128, 40), (1.5, 1.5, 3.0))
 FLAIR = ((150, 184, 120), (1.0, 1.0, 1.0))
@@ -34,6 +45,7 @@ CASES = [
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=1, help='ITK threads (default 1)')
+    parser.add_argument('--synth', metavar='BIDS_DIR', help='also register this synth cohort')
     args = parser.parse_args(argv)
     reference, reference_affine = head_image(*GRE, rng=1)
     print(f'{"case":<11} {"moving grid":<24} {"rot (deg)":<14} {"shift (mm)":<14} '
@@ -53,6 +65,26 @@ def main(argv=None):
         print(f'{name:<11} {grid:<24} {str(angles):<14} {str(shift):<14} {error_mm:7.3f} '
               f'{error_deg:8.3f} {wall:7.1f} {cpu:6.1f} {peak:8.2f} '
               f'{registration.estimate_mem_gb(shape, GRE[0]):7.2f}')
+
+    if args.synth:
+        bench_synth(args.synth, args.threads)
+
+
+def bench_synth(bids_dir, threads):
+    """One row per registration of a synth cohort, errors against its ground-truth motion."""
+    print(f'\n{"synth case":<30} {"true rot deg":>12} {"err mm":>7} {"err deg":>8} '
+          f'{"cpu s":>6}')
+    for name, moving_file, reference_file, true, brain in synth_registration_cases(bids_dir):
+        moving, reference = nb.load(moving_file), nb.load(reference_file)
+        cpu = time.process_time()
+        result = rigid_engine.register_rigid(
+            reference.get_fdata(dtype=np.float32), reference.affine,
+            moving.get_fdata(dtype=np.float32), moving.affine, n_threads=threads)
+        cpu = time.process_time() - cpu
+        error_mm = fsl_matrix.max_displacement_mm(result.world, true, brain)
+        error_deg = fsl_matrix.rotation_angle_deg(result.world @ np.linalg.inv(true))
+        print(f'{name:<30} {fsl_matrix.rotation_angle_deg(true):12.2f} {error_mm:7.3f} '
+              f'{error_deg:8.3f} {cpu:6.1f}')
 
 
 if __name__ == '__main__':

@@ -113,8 +113,7 @@ def register_rigid(reference, reference_affine, moving, moving_affine, *,
     """Rigid (6 dof) registration of ``moving`` onto ``reference``.
 
     Multi-resolution Mattes mutual information with a regular-step gradient descent on an
-    Euler (3 angles + translation) transform, initialised by aligning the intensity centres of
-    mass (``'moments'``) or the grid centres (``'geometry'``).
+    Euler (3 angles + translation) transform.
 
     Parameters
     ----------
@@ -139,8 +138,9 @@ def register_rigid(reference, reference_affine, moving, moving_affine, *,
         Seed of that sampling.
     max_iterations : int, optional
         Optimiser iterations per level.
-    initialisation : {'moments', 'geometry'}, optional
-        Start by matching the centres of mass or the grid centres.
+    initialisation : {'moments', 'identity', 'geometry'}, optional
+        Start by matching the intensity centres of mass, from the scanner coordinates as they
+        are (rotating about the reference grid centre), or by matching the grid centres.
     reference_mask : (I, J, K) bool array_like, optional
         Evaluate the metric only inside this mask on the reference grid.
     n_threads : int, optional
@@ -168,8 +168,9 @@ def register_rigid(reference, reference_affine, moving, moving_affine, *,
     moving, moving_affine = _check_volume(moving, moving_affine, 'moving image')
     if metric != 'mattes':
         raise ValueError(f"metric must be 'mattes', got {metric!r}")
-    if initialisation not in ('moments', 'geometry'):
-        raise ValueError(f"initialisation must be 'moments' or 'geometry', got {initialisation!r}")
+    if initialisation not in ('identity', 'moments', 'geometry'):
+        raise ValueError("initialisation must be 'identity', 'moments' or 'geometry', got "
+                         f'{initialisation!r}')
     n_levels = len(shrink_factors)
     if not n_levels or len(smoothing_sigmas) != n_levels or len(sampling_fractions) != n_levels:
         raise ValueError('shrink_factors, smoothing_sigmas and sampling_fractions need one entry '
@@ -194,10 +195,16 @@ def _register(reference, reference_affine, moving, moving_affine, *, bins, shrin
               reference_mask, n_threads):
     fixed_img = to_sitk(reference, reference_affine)
     moving_img = to_sitk(moving, moving_affine)
-    init_mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if initialisation == 'moments'
-                 else sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    transform = sitk.CenteredTransformInitializer(fixed_img, moving_img, sitk.Euler3DTransform(),
-                                                  init_mode)
+    if initialisation == 'identity':
+        transform = sitk.Euler3DTransform()
+        centre = [(n - 1) / 2.0 for n in fixed_img.GetSize()]
+        transform.SetCenter(fixed_img.TransformContinuousIndexToPhysicalPoint(centre))
+    else:
+        init_mode = (sitk.CenteredTransformInitializerFilter.MOMENTS
+                     if initialisation == 'moments'
+                     else sitk.CenteredTransformInitializerFilter.GEOMETRY)
+        transform = sitk.CenteredTransformInitializer(fixed_img, moving_img,
+                                                      sitk.Euler3DTransform(), init_mode)
     method = sitk.ImageRegistrationMethod()
     method.SetNumberOfThreads(int(n_threads))
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(bins))

@@ -129,6 +129,53 @@ def mkdir(path):
     return path
 
 
+BRAIN_TISSUES = ('gm', 'wm', 'ventricle', 'caudate', 'putamen', 'pallidum', 'thalamus')
+
+
+def synth_registration_cases(bids_dir):
+    """Registration problems of a synth cohort with their true world matrices.
+
+    For each subject: every later visit's echo-1 GRE magnitude onto the first visit's, and
+    each visit's FLAIR onto the same visit's GRE magnitude.  The ground-truth head motion
+    ``M_v`` (``derivatives/groundtruth/.../*_motion.json``) maps baseline-head coordinates to
+    visit v, so the true moving-to-reference world matrix is ``M_ref @ M_v⁻¹``; FLAIR and GRE
+    of one visit share the motion (identity).  Accuracy is judged over the brain voxels of the
+    reference visit's ground-truth tissue map.
+
+    Yields
+    ------
+    name, moving_file, reference_file, true_world, brain_points_in_moving_world
+    """
+    from pathlib import Path
+
+    root = Path(bids_dir)
+    truth_root = root / 'derivatives' / 'groundtruth'
+    for subject_dir in sorted(root.glob('sub-*')):
+        sub = subject_dir.name
+        sessions = sorted(d.name for d in subject_dir.glob('ses-*'))
+        motions, gre, brains = {}, {}, {}
+        for ses in sessions:
+            prefix = f'{sub}_{ses}'
+            motions[ses] = np.array(json.loads(
+                (truth_root / sub / ses / f'{prefix}_motion.json').read_text())['Matrix'])
+            gre[ses] = subject_dir / ses / 'anat' / f'{prefix}_echo-1_part-mag_MEGRE.nii.gz'
+            tissue = nb.load(truth_root / sub / ses / 'anat' / f'{prefix}_desc-tissue_dseg.nii.gz')
+            names = (truth_root / sub / ses / 'anat' / f'{prefix}_desc-tissue_dseg.tsv')
+            rows = [line.split('\t') for line in names.read_text().splitlines()[1:]]
+            labels = [int(i) for i, name in rows if name in BRAIN_TISSUES]
+            ijk = np.argwhere(np.isin(np.asanyarray(tissue.dataobj), labels))
+            brains[ses] = ijk @ tissue.affine[:3, :3].T + tissue.affine[:3, 3]
+        base = sessions[0]
+        for ses in sessions:
+            if ses != base:
+                true = motions[base] @ np.linalg.inv(motions[ses])
+                moved_brain = brains[base] @ np.linalg.inv(true)[:3, :3].T \
+                    + np.linalg.inv(true)[:3, 3]
+                yield f'{sub} {ses}->{base} GRE', gre[ses], gre[base], true, moved_brain
+            flair = subject_dir / ses / 'anat' / f'{sub}_{ses}_FLAIR.nii.gz'
+            yield f'{sub} {ses} FLAIR->GRE', flair, gre[ses], np.eye(4), brains[ses]
+
+
 def save(path, data, affine):
     nb.save(nb.Nifti1Image(data, affine), str(path))
     return str(path)
@@ -204,6 +251,8 @@ def test_builtin_refuses_bad_arrays():
         rigid_engine.register_rigid(ref, affine, np.zeros_like(ref), affine)
     with pytest.raises(ValueError, match='reference: expected a 3-D array'):
         rigid_engine.register_rigid(ref[..., None], affine, ref, affine)
+    with pytest.raises(ValueError, match="initialisation must be 'identity', 'moments'"):
+        rigid_engine.register_rigid(ref, affine, ref, affine, initialisation='best')
     with pytest.raises(ValueError, match='shrink_factors, smoothing_sigmas and sampling'):
         rigid_engine.register_rigid(ref, affine, ref, affine, shrink_factors=(2, 1),
                                     smoothing_sigmas=(1.0,))
