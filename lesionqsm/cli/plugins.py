@@ -303,7 +303,7 @@ def queued_jobs(under):
         If ``squeue`` fails (no cluster, or ``SLURM_CONF`` not set).
     """
     under = str(Path(under).absolute()).rstrip('/') + '/'
-    cmd = ['squeue', '-h', '-u', ensure_logname(), '-o', '%i|%T|%r|%o']
+    cmd = ['squeue', '-h', '-u', str(os.getuid()), '-o', '%i|%T|%r|%o']
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f'{shlex.join(cmd)} failed: {proc.stderr.strip()}')
