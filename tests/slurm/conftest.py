@@ -17,9 +17,12 @@ from lesionqsm.cli.plugins import ensure_logname
 def _cluster_problem():
     if shutil.which('sinfo') is None:
         return 'sinfo is not installed'
-    proc = subprocess.run(
-        ['sinfo', '-h', '-o', '%t'], capture_output=True, text=True, timeout=30, check=False
-    )
+    try:
+        proc = subprocess.run(
+            ['sinfo', '-h', '-o', '%t'], capture_output=True, text=True, timeout=20, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return 'sinfo did not answer within 20 s (is SLURM_CONF right? is slurmctld running?)'
     if proc.returncode:
         return f'sinfo failed: {proc.stderr.strip()}'
     states = proc.stdout.split()
