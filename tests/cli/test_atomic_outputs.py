@@ -1,6 +1,7 @@
 """Atomic outputs (issue 7): a run killed at any moment leaves no truncated derivative.
 
-The participant level runs as a separate process and is SIGKILLed at random moments (seeded);
+The participant level runs as a separate process and is SIGKILLed at random moments (seeded,
+each soon after the run adds a file to the output folder, so the kills land among the writes);
 after each kill every ``.nii.gz`` in the output folder must load completely and every ``.tsv``
 and ``.json`` must parse. Rerunning the same command then completes, with derivatives equal to
 those of an uninterrupted run (``tiny_ses01_run``).
@@ -63,11 +64,18 @@ def test_killed_run_leaves_no_truncated_file_and_resumes(tiny_copy, tiny_ses01_r
     argv = command(tiny_copy, out, work)
     rng = np.random.default_rng(7)
     kills = 0
-    for _ in range(3):
+    for _ in range(4):
+        # each attempt is killed a random 0-0.5 s after it adds a file to OUT: while the sinks
+        # write, the moment that matters (a fixed delay misses it on a fast or a busy machine)
+        before = len(visible_files(out)) if out.exists() else 0
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)
         try:
-            time.sleep(rng.uniform(3.0, 15.0))
+            deadline = time.monotonic() + 300
+            while process.poll() is None and time.monotonic() < deadline and (
+                    not out.exists() or len(visible_files(out)) <= before):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.5))
         finally:
             if process.poll() is None:
                 kill_group(process)
@@ -75,7 +83,7 @@ def test_killed_run_leaves_no_truncated_file_and_resumes(tiny_copy, tiny_ses01_r
         assert_all_readable(out)
         if process.returncode == 0:
             break
-    assert kills >= 1, 'the run finished before any kill: nothing was tested'
+    assert kills >= 2, 'the run finished before it could be killed twice: nothing was tested'
 
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
