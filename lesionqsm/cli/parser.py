@@ -145,7 +145,8 @@ def load_config(path):
         raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
     if not isinstance(config, dict):
         raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, group')
-    known = {'qsm': set(QSM_DEFAULTS), 'lesions': {'nawm_inner_mm', 'nawm_outer_mm'},
+    known = {'qsm': set(QSM_DEFAULTS),
+             'lesions': {'estimator', 'dilation_mm', 'nawm_inner_mm', 'nawm_outer_mm'},
              'group': None}
     for section in config:
         if section not in known:

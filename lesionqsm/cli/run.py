@@ -83,13 +83,12 @@ def build_participant_workflow(opts, subjects_data, config):
     qsm_options = dict(config['qsm'])
     if opts.phase_sign is not None:
         qsm_options['phase_sign'] = opts.phase_sign
-    shell = (config['lesions'].get('nawm_inner_mm', 1.0),
-             config['lesions'].get('nawm_outer_mm', 5.0))
     for subject_data in subjects_data:
         subject_wf = init_subject_wf(
             subject_data, output_dir=str(opts.output_dir),
             lesions_file=None if subject_data.lesion_errors else subject_data.lesions_tsv,
-            registration=opts.registration, qsm_options=qsm_options, nawm_shell_mm=shell,
+            registration=opts.registration, qsm_options=qsm_options,
+            lesion_options=dict(config['lesions']),
             omp_nthreads=opts.omp_nthreads)
         workflow.add_nodes([subject_wf])
     return workflow
@@ -164,12 +163,19 @@ def run_participant(opts, config):
         if plugin.startswith('SLURM'):
             apply_node_resources(workflow, sbatch_args=opts.sbatch_args)
         started = time.time()
+        run_error = None
         try:
             workflow.run(plugin=plugin, plugin_args=plugin_args)
         except RuntimeError as exc:
-            LOGGER.debug('nipype: %s', exc)
-        for subject, cause in summarise_crashes(crash_dir, since=started).items():
+            run_error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        crashed = summarise_crashes(crash_dir, since=started)
+        for subject, cause in crashed.items():
             failures.setdefault(subject, cause)
+        if run_error and not crashed:
+            # nipype stopped before any node failed (e.g. MultiProc refusing a node larger
+            # than --mem-gb): nothing can be trusted as finished
+            for data in valid:
+                failures.setdefault(data.subject, f'the workflow did not run: {run_error}')
 
     if failures and opts.stop_on_first_crash:
         first = next(iter(failures))

@@ -20,7 +20,7 @@ from ..bids.images import atomic_write_text, check_same_grid, load_image
 from ..bids_templates import lesion_table_dictionary, lesion_table_path
 from ..qsm import roi
 
-ALGORITHM_VERSION = '1'
+ALGORITHM_VERSION = '3'
 DAYS_PER_YEAR = 365.25
 
 #: Column order of the per-subject lesion table (its data dictionary is a template).
@@ -33,8 +33,10 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
     acq_times = traits.List(traits.Str, mandatory=True, desc='ISO 8601 acq_time per visit')
     chi_files = traits.List(traits.Str, mandatory=True,
                             desc="χ (ppm) per visit in baseline GRE space; '' if none")
-    roi_files = traits.List(traits.Str, mandatory=True,
-                            desc="lesion label map per visit in baseline GRE space; '' if none")
+    fraction_files = traits.List(
+        traits.Str, mandatory=True,
+        desc="per visit, its lesions' partial-volume fractions in baseline GRE space (4-D, "
+             "from LesionFractions, ids in the JSON beside it); '' if none")
     flair_dseg_files = traits.List(traits.Str, mandatory=True,
                                    desc="lesion label map per visit on its FLAIR; '' if none")
     lesions = traits.List(traits.Dict, mandatory=True,
@@ -47,6 +49,11 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
     vein_mask = File(exists=True, desc='central-vein voxels to drop from lesion ROIs')
     nawm_inner_mm = traits.Float(1.0, usedefault=True, desc='NAWM shell inner distance, mm')
     nawm_outer_mm = traits.Float(5.0, usedefault=True, desc='NAWM shell outer distance, mm')
+    estimator = traits.Enum('partial_volume', 'roi_mean', usedefault=True,
+                            desc='chi_rel_ppb: partial-volume corrected excess (default) or the '
+                                 'plain ROI mean (the paper\'s hand-drawn ROI analysis)')
+    dilation_mm = traits.Float(2.0, usedefault=True,
+                               desc='neighbourhood of the partial-volume estimate, mm')
     algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True, desc='reruns caches')
 
 
@@ -94,14 +101,13 @@ class LesionStatistics(SimpleInterface):
             veins = self._mask_on(inputs.vein_mask, brain_img, inputs.brain_mask)
             exclude |= veins
 
-        roi_maps = {}
-        for session, path in zip(sessions, inputs.roi_files, strict=True):
+        fractions = {}
+        for session, path in zip(sessions, inputs.fraction_files, strict=True):
             if path:
-                img = load_image(path, ndim=3)
-                check_same_grid(img, path, brain_img, inputs.brain_mask)
-                roi_maps[session] = np.rint(np.asanyarray(img.dataobj)).astype(np.int32)
-        for labels in roi_maps.values():
-            exclude |= labels > 0
+                fractions[session] = read_fractions(path, brain_img, inputs.brain_mask)
+        for by_id in fractions.values():
+            for fraction in by_id.values():
+                exclude |= fraction > 0.01
 
         volumes = {}
         for session, path in zip(sessions, inputs.flair_dseg_files, strict=True):
@@ -119,7 +125,7 @@ class LesionStatistics(SimpleInterface):
 
         rows = []
         for _, lesion in lesions.iterrows():
-            rows.extend(self._measure_lesion(lesion, sessions, times, roi_maps, chi_maps,
+            rows.extend(self._measure_lesion(lesion, sessions, times, fractions, chi_maps,
                                              volumes, brain, exclude, veins, voxel_size))
         table = pd.DataFrame(rows, columns=LESION_TABLE_COLUMNS)
         out_table = Path(runtime.cwd) / f'{inputs.participant_id}_lesions.tsv'
@@ -137,7 +143,7 @@ class LesionStatistics(SimpleInterface):
         check_same_grid(img, path, reference_img, reference_path)
         return np.asanyarray(img.dataobj) > 0
 
-    def _measure_lesion(self, lesion, sessions, times, roi_maps, chi_maps, volumes, brain,
+    def _measure_lesion(self, lesion, sessions, times, fractions, chi_maps, volumes, brain,
                         exclude, veins, voxel_size):
         inputs = self.inputs
         lesion_id = str(lesion['lesion_id'])
@@ -150,20 +156,21 @@ class LesionStatistics(SimpleInterface):
         except ValueError as exc:
             raise ValueError(f'{inputs.lesions_tsv}: lesion_id {lesion_id!r} is not the '
                              'integer used in the label maps') from exc
-        roi_mask = None
+        fraction, others = None, None
         status_roi = 'ok'
-        if detected not in roi_maps:
+        if detected not in fractions:
             status_roi = f'no lesion label map at the detection visit ses-{detected}'
+        elif label not in fractions[detected] or not fractions[detected][label].any():
+            status_roi = f'lesion {label} absent from the label map of ses-{detected}'
         else:
-            roi_mask = roi_maps[detected] == label
-            if not roi_mask.any():
-                status_roi = f'lesion {label} absent from the label map of ses-{detected}'
-                roi_mask = None
-        shell = None
-        if roi_mask is not None:
-            shell = roi.nawm_shell(roi_mask, exclude=exclude, brain_mask=brain,
-                                   voxel_size=voxel_size, inner_mm=inputs.nawm_inner_mm,
-                                   outer_mm=inputs.nawm_outer_mm)
+            # the ROI drawn at detection is overlaid on every later visit (as in the paper)
+            fraction = fractions[detected][label]
+            others = np.zeros_like(brain)
+            for by_id in fractions.values():
+                for other_id, other in by_id.items():
+                    if other_id != label:
+                        others |= other > 0.01
+            others &= fraction < 0.5
         baseline_volume = volumes.get(detected, {}).get(label, np.nan) \
             if detected in volumes else np.nan
         rows = []
@@ -173,12 +180,18 @@ class LesionStatistics(SimpleInterface):
                 continue  # the lesion did not exist yet
             status = status_roi
             stats = {'chi_lesion_ppb': np.nan, 'chi_nawm_ppb': np.nan, 'chi_rel_ppb': np.nan,
-                     'n_voxels': 0}
+                     'chi_rel_roi_mean_ppb': np.nan, 'n_voxels': 0}
             if session not in chi_maps:
                 status = 'no QSM at this visit' if status == 'ok' else status
-            elif roi_mask is not None:
-                stats = roi.lesion_chi_statistics(chi_maps[session], roi_mask, shell,
-                                                  vein_mask=veins)
+            elif fraction is not None:
+                stats = roi.lesion_excess_statistics(
+                    chi_maps[session], fraction, exclude=exclude, brain_mask=brain,
+                    voxel_size=voxel_size, others=others, dilation_mm=inputs.dilation_mm,
+                    inner_mm=inputs.nawm_inner_mm, outer_mm=inputs.nawm_outer_mm,
+                    vein_mask=veins)
+                if inputs.estimator == 'roi_mean':
+                    stats['chi_rel_ppb'] = stats['chi_rel_roi_mean_ppb']
+                    stats['chi_lesion_ppb'] = stats['chi_nawm_ppb'] + stats['chi_rel_ppb']
             if session in volumes:
                 volume = volumes[session].get(label, 0.0)
             else:
@@ -197,6 +210,7 @@ class LesionStatistics(SimpleInterface):
                 'chi_lesion_ppb': stats['chi_lesion_ppb'],
                 'chi_nawm_ppb': stats['chi_nawm_ppb'],
                 'chi_rel_ppb': stats['chi_rel_ppb'],
+                'chi_rel_roi_mean_ppb': stats['chi_rel_roi_mean_ppb'],
                 'volume_mm3': volume,
                 'baseline_volume_mm3': baseline_volume,
                 'volume_change_mm3': volume - baseline_volume,
@@ -204,6 +218,81 @@ class LesionStatistics(SimpleInterface):
                 'status': status,
             })
         return rows
+
+
+def read_fractions(path, reference_img, reference_path):
+    """Lesion fractions written by :class:`LesionFractions`: {lesion_id: 3-D float array}."""
+    img = load_image(path, ndim=(3, 4))
+    check_same_grid(img, path, reference_img, reference_path)
+    ids = None
+    for extension in img.header.extensions:
+        try:
+            ids = [int(i) for i in json.loads(extension.get_content())['lesion_ids']]
+        except (ValueError, KeyError, TypeError):
+            continue
+    if ids is None:
+        raise ValueError(f'{path}: no lesion_ids in its NIfTI header extension')
+    if not ids:
+        return {}
+    data = np.asanyarray(img.dataobj, dtype=np.float32)
+    if data.ndim == 3:
+        data = data[..., None]
+    if data.shape[3] != len(ids):
+        raise ValueError(f'{path}: {data.shape[3]} volumes for {len(ids)} lesion ids')
+    return {lesion_id: data[..., k] for k, lesion_id in enumerate(ids)}
+
+
+class _LesionFractionsInputSpec(BaseInterfaceInputSpec):
+    in_dseg = File(exists=True, mandatory=True,
+                   desc='integer lesion label map on its FLAIR grid')
+    reference = File(exists=True, mandatory=True, desc='baseline GRE image (output grid)')
+    in_matrix_file = File(exists=True, mandatory=True,
+                          desc='FLIRT matrix from the FLAIR to the reference')
+    algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True, desc='reruns caches')
+
+
+class _LesionFractionsOutputSpec(TraitedSpec):
+    out_fractions = File(exists=True, desc='4-D partial-volume fraction, one volume per lesion '
+                                           '(lesion ids in a JSON header extension)')
+
+
+class LesionFractions(SimpleInterface):
+    """Each lesion's partial-volume fraction per voxel of the baseline GRE grid.
+
+    Each lesion's FLAIR voxels are split into 2³ sub-voxels, carried through the FLIRT
+    matrix (the same convention whichever engine made it) and counted in the GRE voxel they
+    land in, so each GRE voxel gets the fraction of its volume that the lesion occupies and
+    the fractions add up to the lesion's FLAIR volume.
+    """
+
+    input_spec = _LesionFractionsInputSpec
+    output_spec = _LesionFractionsOutputSpec
+
+    def _run_interface(self, runtime):
+        from .fsl_matrix import fsl_to_world, read_fsl_matrix
+
+        dseg_img = load_image(self.inputs.in_dseg, ndim=3)
+        ref_img = load_image(self.inputs.reference, ndim=3)
+        labels = np.rint(np.asanyarray(dseg_img.dataobj)).astype(np.int64)
+        world = fsl_to_world(read_fsl_matrix(self.inputs.in_matrix_file),
+                             in_shape=labels.shape, in_affine=dseg_img.affine,
+                             ref_shape=ref_img.shape[:3], ref_affine=ref_img.affine)
+        ids = [int(i) for i in np.unique(labels) if i > 0]
+        volumes = [roi.partial_volume_fraction(labels == lesion_id, dseg_img.affine,
+                                               ref_img.shape[:3], ref_img.affine, world=world)
+                   for lesion_id in ids]
+        shape = ref_img.shape[:3] + (max(1, len(ids)),)
+        data = np.stack(volumes, axis=-1) if volumes else np.zeros(shape, np.float32)
+        out = Path(runtime.cwd) / 'lesion_fractions.nii'
+        header = ref_img.header.copy()
+        header.set_data_dtype(np.float32)
+        img = nb.Nifti1Image(data.astype(np.float32), ref_img.affine, header)
+        # the lesion id of each volume travels inside the file (a JSON comment extension)
+        img.header.extensions.append(nb.nifti1.Nifti1Extension(
+            'comment', json.dumps({'lesion_ids': ids}).encode()))
+        img.to_filename(out)
+        self._results['out_fractions'] = str(out)
+        return runtime
 
 
 class _IdentityTransformInputSpec(BaseInterfaceInputSpec):

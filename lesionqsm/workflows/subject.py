@@ -4,7 +4,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from ..bids_templates import spatial_reference
-from ..interfaces.lesions import IdentityTransform, LesionStatistics
+from ..interfaces.lesions import IdentityTransform, LesionFractions, LesionStatistics
 from ..interfaces.qsm import estimate_mem_gb
 from ..interfaces.registration import ApplyTransform, ConcatenateTransforms, Coregister
 from .outputs import init_ds_lesion_table_wf, init_ds_session_wf
@@ -16,8 +16,7 @@ def _label(session):
 
 
 def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration='auto',
-                    qsm_options=None, nawm_shell_mm=(1.0, 5.0), omp_nthreads=1,
-                    name=None):
+                    qsm_options=None, lesion_options=None, omp_nthreads=1, name=None):
     """Process every visit of one subject and measure each annotated lesion at each visit.
 
     The baseline is the first visit (by ``acq_time``) with multi-echo GRE phase.  Each later
@@ -44,8 +43,9 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         Registration engine (FLIRT when on PATH for 'auto').
     qsm_options : dict, optional
         Overrides of :data:`lesionqsm.workflows.session.QSM_DEFAULTS`.
-    nawm_shell_mm : tuple of 2 float
-        Inner and outer distance (mm) of the NAWM shell around each lesion.
+    lesion_options : dict, optional
+        Options of :class:`lesionqsm.interfaces.lesions.LesionStatistics`: ``estimator``
+        ('partial_volume' or 'roi_mean'), ``dilation_mm``, ``nawm_inner_mm``, ``nawm_outer_mm``.
     omp_nthreads : int
         Threads for FFT-heavy nodes.
     name : str, optional
@@ -119,7 +119,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
     sessions = list(subject_data.sessions)
     n_sessions = len(sessions)
     merge_chi = pe.Node(niu.Merge(n_sessions), name='merge_chi', run_without_submitting=True)
-    merge_roi = pe.Node(niu.Merge(n_sessions), name='merge_roi', run_without_submitting=True)
+    merge_fractions = pe.Node(niu.Merge(n_sessions), name='merge_fractions',
+                              run_without_submitting=True)
     base_mem = session_nodes[baseline.session_id][2]
     for index, session in enumerate(sessions, start=1):
         port = f'in{index}'
@@ -128,14 +129,14 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         else:
             setattr(merge_chi.inputs, port, '')
         if session.lesion_dseg is None or session.flair is None:
-            setattr(merge_roi.inputs, port, '')
+            setattr(merge_fractions.inputs, port, '')
             continue
         flair_xfm = pe.Node(Coregister(dof=6, cost='mutualinfo', engine=registration),
                             name=f'{_label(session)}_flair_to_gre', mem_gb=6 * base_mem)
         flair_xfm.inputs.in_file = session.flair
-        roi_to_base = pe.Node(ApplyTransform(interp='nearestneighbour', engine=registration),
-                              name=f'{_label(session)}_lesions_to_baseline', mem_gb=2 * base_mem)
-        roi_to_base.inputs.in_file = session.lesion_dseg
+        roi_to_base = pe.Node(LesionFractions(in_dseg=str(session.lesion_dseg)),
+                              name=f'{_label(session)}_lesions_to_baseline',
+                              mem_gb=2 * base_mem + _image_gb(session.flair))
         workflow.connect(base_qsm_wf, 'outputnode.magnitude', roi_to_base, 'reference')
         if session.session_id in session_nodes:
             # FLAIR -> this visit's GRE -> baseline GRE
@@ -153,7 +154,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
                 (base_qsm_wf, flair_xfm, [('outputnode.magnitude', 'reference')]),
                 (flair_xfm, roi_to_base, [('out_matrix_file', 'in_matrix_file')]),
             ])  # fmt:skip
-        workflow.connect(roi_to_base, 'out_file', merge_roi, port)
+        workflow.connect(roi_to_base, 'out_fractions', merge_fractions, port)
 
     lesion_stats = pe.Node(
         LesionStatistics(
@@ -162,18 +163,25 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
             acq_times=[s.acq_time.isoformat() for s in sessions],
             flair_dseg_files=[str(s.lesion_dseg) if s.lesion_dseg else '' for s in sessions],
             lesions=_lesion_rows(subject_data.lesions), lesions_tsv=str(lesions_file),
-            nawm_inner_mm=nawm_shell_mm[0], nawm_outer_mm=nawm_shell_mm[1]),
+            **(lesion_options or {})),
         name='lesion_statistics', mem_gb=(n_sessions + 4) * base_mem)
     ds_table_wf = init_ds_lesion_table_wf(output_dir=output_dir, subject=subject)
     workflow.connect([
         (merge_chi, lesion_stats, [('out', 'chi_files')]),
-        (merge_roi, lesion_stats, [('out', 'roi_files')]),
+        (merge_fractions, lesion_stats, [('out', 'fraction_files')]),
         (base_qsm_wf, lesion_stats, [('outputnode.brain_mask', 'brain_mask'),
                                      ('outputnode.csf_mask', 'csf_mask')]),
         (lesion_stats, ds_table_wf, [('out_table', 'inputnode.table'),
                                      ('out_dictionary', 'inputnode.dictionary')]),
     ])  # fmt:skip
     return workflow
+
+
+def _image_gb(path):
+    """Memory (GB) of one float32 copy of an image."""
+    import numpy as np
+
+    return 4 * float(np.prod(_image_shape(path))) / 1024**3
 
 
 def _image_shape(path):
