@@ -27,7 +27,7 @@ from ..qsm import background, csf, masking, medi, multiecho, r2star, tkd, unwrap
 from ..qsm.geometry import b0_direction
 
 #: Bump when the numerical behaviour of any QSM step changes (invalidates nipype caches).
-ALGORITHM_VERSION = '1'
+ALGORITHM_VERSION = '2'
 
 LOGGER = logging.getLogger('nipype.interface')
 
