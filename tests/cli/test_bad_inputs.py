@@ -329,8 +329,8 @@ def test_full_disk_at_the_sink(scratch, monkeypatch):
     assert_sub02_complete(scratch)
 
 
-def test_stop_on_first_crash(scratch):
-    """A bad sub-01 stops the run: sub-02 is not processed and not reported as finished."""
+def test_stop_on_first_crash_at_discovery(scratch):
+    """A bad sub-01 found before the run: nothing runs, sub-02 is not reported as finished."""
     _drop_echo_time(scratch)
     result = scratch.run('--stop-on-first-crash')
     assert result.code == 1
@@ -340,6 +340,19 @@ def test_stop_on_first_crash(scratch):
     assert 'sub-02: not processed or incomplete: --stop-on-first-crash' in result.summary
     assert not (scratch.out / 'sub-02').exists()
     assert not any(m.startswith('finished:') for m in result.messages)
+
+
+def test_stop_on_first_crash_in_the_workflow(scratch):
+    """A node crash (NaN magnitude) ends the run; the summary gives its cause and flags sub-02."""
+    _nan_magnitude(scratch)
+    result = scratch.run('--stop-on-first-crash')
+    assert result.code == 1
+    result.assert_clean()
+    cause = result.summary.split('sub-01: ', 1)[1]
+    assert 'gather_echoes' in cause and '9 voxels are NaN or infinite' in cause
+    assert 'sub-02: not processed or incomplete: --stop-on-first-crash ended the run at the ' \
+           'failure of sub-01' in result.summary
+    assert not chi_outputs(scratch.out)
 
 
 # --------------------------------------------------------------------------------------------
