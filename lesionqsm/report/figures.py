@@ -49,11 +49,13 @@ def trajectory_figure(fit, *, ylabel='χ lesion − NAWM (ppb)', title=None, tab
     """
     rng = np.random.default_rng(0) if rng is None else rng
     data = fit.data
-    age_max = float(max(data['lesion_age_years'].max(), max(table_ages or [0])))
+    # the fitted curve is not drawn beyond the oldest lesion age observed (extrapolation)
+    age_max = float(data['lesion_age_years'].max())
     if fit.options.get('binning') == 'none':
         grid = np.linspace(0.0, age_max, 241)
     else:  # the model is defined at its binned ages; a degree-8 curve between them is not data
         grid = np.asarray(fit.age_points, dtype=float)
+    grid = grid[grid <= age_max + 1e-9]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for rim, (colour, label) in GROUP_STYLE.items():
         rows = data[data['rim'] == rim]
@@ -68,11 +70,13 @@ def trajectory_figure(fit, *, ylabel='χ lesion − NAWM (ppb)', title=None, tab
         n_les = rows[['participant_id', 'lesion_id']].drop_duplicates().shape[0]
         ax.plot(grid, est, color=colour, lw=2, marker='.' if grid.size < 30 else None,
                 label=f'{label} fitted mean, 95% CI ({n_les} lesions)')
-        if table_ages is not None:
-            xt = fit.contrast_rows(np.asarray(table_ages, float), rim)
+        observed = [a for a in (table_ages if table_ages is not None else [])
+                    if a <= rows['lesion_age_years'].max() + 1e-9]
+        if observed:
+            xt = fit.contrast_rows(np.asarray(observed, float), rim)
             et = xt @ fit.fe_params
             st = np.sqrt(np.einsum('ij,jk,ik->i', xt, fit.cov_fe, xt))
-            ax.errorbar(table_ages, et, yerr=Z95 * st, fmt='o', ms=4, color=colour, capsize=3)
+            ax.errorbar(observed, et, yerr=Z95 * st, fmt='o', ms=4, color=colour, capsize=3)
     ax.set_xlabel('Lesion age (years since enhancement)')
     ax.set_ylabel(ylabel)
     ax.axhline(0, color='0.5', lw=0.6)
