@@ -1,7 +1,9 @@
 """Loading and saving NIfTI images with errors that name the file, and atomic writes."""
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nb
@@ -76,22 +78,33 @@ def load_mask_on_grid(path, reference_img, reference_path='reference'):
     return np.asanyarray(img.dataobj) > 0
 
 
-def atomic_write_bytes(path, payload):
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
+@contextmanager
+def atomic_target(path, *, suffix='.tmp'):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    A failure (or a kill) inside the block never leaves a partial ``path``: the temporary file
+    is removed on error, and the rename is atomic on one file system.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(payload)
-            handle.flush()
+        yield tmp
+        with open(tmp, 'rb+') as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write_bytes(path, payload):
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_target(path) as tmp, open(tmp, 'wb') as handle:
+        handle.write(payload)
+    return Path(path)
 
 
 def atomic_write_text(path, text):
@@ -99,20 +112,19 @@ def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode('utf-8'))
 
 
+def atomic_copy(src, dst):
+    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder and a rename."""
+    with atomic_target(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
+
+
 def save_image_atomic(img, path):
     """Save a nibabel image to ``path`` atomically (temporary name in the same folder, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ''.join(path.suffixes[-2:]) if path.name.endswith('.nii.gz') else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path, suffix=suffix) as tmp:
         nb.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

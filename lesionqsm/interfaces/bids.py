@@ -1,10 +1,7 @@
 """The one sink through which every lesionqsm derivative file is written."""
 
 import logging
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from nipype.interfaces.base import (
 
 from .. import __version__
 from .. import bids_templates as templates
-from ..bids.images import load_image, save_image_atomic
+from ..bids.images import atomic_copy, load_image, save_image_atomic
 from ..bids.templates_io import write_dataset_description, write_json
 
 LOGGER = logging.getLogger('nipype.interface')
@@ -162,7 +159,7 @@ class DerivativesDataSink(SimpleInterface):
         if extension in _NIFTI:
             _store_nifti(inputs.in_file, out_file, mask=inputs.suffix in ('mask', 'dseg'))
         else:
-            _copy_atomic(inputs.in_file, out_file)
+            atomic_copy(inputs.in_file, out_file)
         self._results['out_file'] = str(out_file)
 
         meta = templates.sidecar_template(inputs.suffix, desc=entities.get('desc'),
@@ -191,24 +188,6 @@ class DerivativesDataSink(SimpleInterface):
         return runtime
 
 
-def _copy_atomic(src, dst):
-    """Copy ``src`` to ``dst`` through a temporary file in ``dst``'s folder and a rename."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dst.name}.', suffix='.tmp', dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, 'rb+') as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
-
-
 def _store_nifti(src, dst, *, mask):
     """Store a NIfTI: byte copy when nothing changes, else rewrite (units, compression, uint8)."""
     img = load_image(src, finite=False)
@@ -219,7 +198,7 @@ def _store_nifti(src, dst, *, mask):
     if mask and not np.issubdtype(img.get_data_dtype(), np.integer):
         data = (np.asanyarray(img.dataobj) > 0).astype(np.uint8)
     if same_format and data is None and xyz_units != 'unknown':
-        return _copy_atomic(src, dst)
+        return atomic_copy(src, dst)
     header = img.header.copy()
     if data is not None:
         header.set_data_dtype(np.uint8)

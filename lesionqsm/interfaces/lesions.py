@@ -310,10 +310,11 @@ class IdentityTransform(SimpleInterface):
     output_spec = _IdentityTransformOutputSpec
 
     def _run_interface(self, runtime):
-        nb.load(self.inputs.reference)  # the reference must exist and be readable
-        out = Path(runtime.cwd) / 'identity.mat'
-        np.savetxt(out, np.eye(4), fmt='%.10f')
-        self._results['out_matrix_file'] = str(out)
+        from .fsl_matrix import write_fsl_matrix
+
+        load_image(self.inputs.reference, ndim=3)  # the reference must be a readable image
+        self._results['out_matrix_file'] = str(
+            write_fsl_matrix(Path(runtime.cwd) / 'identity.mat', np.eye(4)))
         return runtime
 
 
