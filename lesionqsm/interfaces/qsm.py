@@ -472,7 +472,9 @@ class DipoleInversion(SimpleInterface):
             else:
                 chi, info = medi.medi(field, mask, magnitude, voxel_size, **common, **options)
             parameters.update({k: v for k, v in options.items()})
-        reference = info.get('reference', self.inputs.reference) if isinstance(info, dict) \
+        # the solver says 'csf' or 'whole_brain'; the CSF step names which CSF it found
+        solver_reference = info.get('reference', 'csf') if isinstance(info, dict) else 'csf'
+        reference = 'whole_brain' if solver_reference == 'whole_brain' \
             else self.inputs.reference
         metadata = {
             'Units': 'ppm',

@@ -2,18 +2,16 @@
 
 import pandas as pd
 
-from lesionqsm.cli import main
 from lesionqsm.cli.crashes import summarise_crashes
 
 
-def test_corrupt_visit_fails_alone(tiny_copy, tmp_path, caplog):
-    """A truncated phase image of sub-02 ses-02: sub-01 complete, sub-02's other visits done."""
+def test_corrupt_visit_fails_alone(tiny_copy, tmp_path, caplog, lesionqsm_cli):
+    """A truncated phase image of sub-02 ses-02: sub-01 complete, sub-02's ses-01 done."""
     phase = sorted(tiny_copy.glob('sub-02/ses-02/anat/*echo-2_part-phase_MEGRE.nii.gz'))[0]
     payload = phase.read_bytes()
     phase.write_bytes(payload[: len(payload) // 3])
     out, work = tmp_path / 'out', tmp_path / 'work'
-    code = main([str(tiny_copy), str(out), 'participant', '-w', str(work), '--nprocs', '2',
-                 '--skip-bids-validation'])
+    code = lesionqsm_cli(tiny_copy, out, work, sessions=('01', '02'))
     assert code == 1
     summary = [r.getMessage() for r in caplog.records if 'subject(s) failed' in r.getMessage()]
     assert summary and 'sub-02' in summary[0] and phase.name in summary[0]

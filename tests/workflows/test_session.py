@@ -4,7 +4,6 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from lesionqsm.bids.layout import collect_subject
 from lesionqsm.workflows.session import SESSION_OUTPUTS, init_session_qsm_wf
 
 NUCLEI = {'caudate': 7, 'putamen': 8, 'pallidum': 9, 'thalamus': 10}
@@ -25,26 +24,21 @@ def test_unknown_option_is_refused():
                             qsm_options={'lamda': 10})
 
 
-def test_session_chi_against_truth(tiny_cohort, tmp_path):
-    """Deep grey nuclei relative to white matter, reconstructed vs true.
+def test_session_chi_against_truth(tiny_ses01_run):
+    """Deep grey nuclei relative to white matter, reconstructed vs true (sub-01, ses-01).
 
-    The tiny preset has 3 mm isotropic voxels, 5 echoes and nuclei a few voxels across, so
-    partial volume and MEDI's edge-preserving smoothing leave errors of up to ~15 ppb on
-    ~50-170 ppb contrasts: the regression slope must lie in [0.8, 1.2] and the nuclei keep
-    their order (pallidum > putamen > caudate > thalamus > white matter).
+    The χ map is the one the session workflow wrote in the shared participant run.  The tiny
+    preset has 3 mm isotropic voxels, 5 echoes and nuclei a few voxels across, so partial
+    volume and MEDI's edge-preserving smoothing leave errors of up to ~15 ppb on ~50-170 ppb
+    contrasts: the regression slope must lie in [0.8, 1.2] and the nuclei keep their order
+    (pallidum > putamen > caudate > thalamus > white matter).
     """
-    subject = collect_subject(tiny_cohort, '01')
-    session = subject.sessions[0]
-    wf = init_session_qsm_wf(echo_times=session.megre.echo_times,
-                             field_strength=session.megre.field_strength)
-    wf.base_dir = str(tmp_path)
-    wf.inputs.inputnode.mag_files = session.megre.mag_files
-    wf.inputs.inputnode.phase_files = session.megre.phase_files
-    graph = wf.run()
-    nodes = {node.name: node for node in graph.nodes()}
-    chi = nb.load(nodes['invert_dipole'].result.outputs.out_chi).get_fdata()
-    mask = nb.load(nodes['brain_mask'].result.outputs.out_mask).get_fdata() > 0
-    truth_dir = tiny_cohort / 'derivatives' / 'groundtruth' / 'sub-01' / 'ses-01' / 'anat'
+    assert tiny_ses01_run.code == 0
+    anat = tiny_ses01_run.out / 'sub-01' / 'ses-01' / 'anat'
+    chi = nb.load(anat / 'sub-01_ses-01_Chimap.nii.gz').get_fdata()
+    mask = nb.load(anat / 'sub-01_ses-01_desc-brain_mask.nii.gz').get_fdata() > 0
+    truth_dir = (tiny_ses01_run.bids / 'derivatives' / 'groundtruth' / 'sub-01' / 'ses-01'
+                 / 'anat')
     truth = nb.load(truth_dir / 'sub-01_ses-01_Chimap.nii.gz').get_fdata()
     tissue = nb.load(truth_dir / 'sub-01_ses-01_desc-tissue_dseg.nii.gz').get_fdata()
     wm = (tissue == WHITE_MATTER) & mask
@@ -56,5 +50,5 @@ def test_session_chi_against_truth(tiny_cohort, tmp_path):
     slope = np.polyfit(expected, measured, 1)[0]
     assert 0.8 <= slope <= 1.2
     assert np.argsort(measured).tolist() == np.argsort(expected).tolist()
-    csf = nb.load(nodes['csf_mask'].result.outputs.out_mask).get_fdata() > 0
+    csf = nb.load(anat / 'sub-01_ses-01_desc-csf_mask.nii.gz').get_fdata() > 0
     assert abs(chi[csf].mean()) < 1e-6
