@@ -9,6 +9,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage as ndi
 
+from .cg import conjugate_gradient
 from .dipole import dipole_kernel
 
 
@@ -22,46 +23,6 @@ def _check_field_mask(field, mask):
     if not mask.any():
         raise ValueError('the brain mask is empty')
     return field, mask
-
-
-def _dot(a, b, tmp):
-    """<a, b> without BLAS (whose threads spin on a busy machine), summed in float64."""
-    np.multiply(a, b, out=tmp)
-    return float(tmp.sum(dtype=np.float64))
-
-
-def _cg(apply_a, b, *, tol, max_iter, precondition=None):
-    """(Preconditioned) conjugate gradients from x0 = 0; stops at ||r|| <= tol ||b||.
-
-    Returns x, the number of iterations and the final relative residual.
-    """
-    x = np.zeros_like(b)
-    r = b.copy()
-    tmp = np.empty_like(b)
-    b_norm = np.sqrt(_dot(b, b, tmp))
-    if b_norm == 0:
-        return x, 0, 0.0
-    z = precondition(r) if precondition is not None else r
-    p = z.copy()
-    rz = _dot(r, z, tmp)
-    rel = 1.0
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007
-        ap = apply_a(p)
-        alpha = np.float32(rz / _dot(p, ap, tmp))
-        np.multiply(p, alpha, out=tmp)
-        x += tmp
-        np.multiply(ap, alpha, out=tmp)
-        r -= tmp
-        rel = np.sqrt(_dot(r, r, tmp)) / b_norm
-        if rel <= tol:
-            break
-        z = precondition(r) if precondition is not None else r
-        rz_new = _dot(r, z, tmp)
-        p *= np.float32(rz_new / rz)
-        p += z
-        rz = rz_new
-    return x, it, float(rel)
 
 
 def data_weights(noise_std, mask):
@@ -186,7 +147,7 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         return np.where(outside, conv(w2 * conv(np.where(outside, x, 0.0))), 0.0)
 
     b = np.where(outside, conv(w2 * f_pad), 0.0).astype(np.float32)
-    chi_out, iterations, rel = _cg(apply_a, b, tol=tol, max_iter=max_iter)
+    chi_out, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter)
     background = conv(np.where(outside, chi_out, 0.0))[inner]
     local = np.where(mask, field - background, 0.0).astype(np.float32)
     if return_info:
@@ -300,7 +261,8 @@ def lbv(field_rad, mask, voxel_size, *, tol=1e-3, max_iter=500, peel=0, return_m
         z = scipy.fft.idstn(z, type=1, workers=-1)
         return np.where(m_in, z, 0.0).astype(np.float32)
 
-    v, iterations, rel = _cg(apply_a, b, tol=tol, max_iter=max_iter, precondition=precondition)
+    v, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter,
+                                            precondition=precondition)
     local_mask = interior
     if peel > 0:
         local_mask = ndi.binary_erosion(interior, structure, iterations=int(peel), border_value=0)

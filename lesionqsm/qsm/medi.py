@@ -24,6 +24,7 @@ import time
 import numpy as np
 import scipy.fft
 
+from .cg import conjugate_gradient
 from .constants import radians_to_ppm
 from .dipole import dipole_kernel
 from .gradient import gradient
@@ -143,41 +144,6 @@ def _finish(x_rad, problem, *, field_strength, delta_te):
     return out, reference
 
 
-def _dot(a, b, tmp):
-    """<a, b> without BLAS (whose threads spin on a busy machine), summed in float64."""
-    np.multiply(a, b, out=tmp)
-    return float(tmp.sum(dtype=np.float64))
-
-
-def _cg(apply_a, b, *, tol, max_iter):
-    """CG from 0 for a symmetric positive definite operator; stops at ||r|| < tol ||b||.
-
-    The stopping rule is MEDI's ``cgsolve`` (``r'r < tol² · b'b``).  Returns the solution,
-    the iteration count and the final relative residual.
-    """
-    x = np.zeros_like(b)
-    r = b.copy()
-    p = r.copy()
-    tmp = np.empty_like(b)
-    delta = _dot(r, r, tmp)
-    delta0 = delta
-    stop = tol**2 * delta
-    it = 0
-    while it < max_iter and delta > stop:
-        q = apply_a(p)
-        alpha = np.float32(delta / _dot(p, q, tmp))
-        np.multiply(p, alpha, out=tmp)
-        x += tmp
-        np.multiply(q, alpha, out=tmp)
-        r -= tmp
-        delta_new = _dot(r, r, tmp)
-        p *= np.float32(delta_new / delta)
-        p += r
-        delta = delta_new
-        it += 1
-    return x, it, float(np.sqrt(delta / delta0)) if delta0 > 0 else 0.0
-
-
 def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_tol,
            cg_max_iter, cg_tol, merit):
     """The Gauss-Newton / CG iteration (fast version); returns χ in rad and a history dict.
@@ -282,7 +248,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         if csf_idx is not None:
             add_csf_term(x, b)
         np.negative(b, out=b)
-        dx, n_cg, rel = _cg(apply_a, b, tol=cg_tol, max_iter=cg_max_iter)
+        dx, n_cg, rel = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter)
         x_norm = float(np.linalg.norm(x))
         ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
         x += dx
