@@ -295,30 +295,6 @@ class LesionFractions(SimpleInterface):
         return runtime
 
 
-class _IdentityTransformInputSpec(BaseInterfaceInputSpec):
-    reference = File(exists=True, mandatory=True, desc='image the identity transform maps to')
-
-
-class _IdentityTransformOutputSpec(TraitedSpec):
-    out_matrix_file = File(exists=True, desc='4x4 identity in FSL convention')
-
-
-class IdentityTransform(SimpleInterface):
-    """Write the identity FSL matrix (the baseline visit's transform to itself)."""
-
-    input_spec = _IdentityTransformInputSpec
-    output_spec = _IdentityTransformOutputSpec
-
-    def _run_interface(self, runtime):
-        from .fsl_matrix import write_fsl_matrix
-
-        load_image(self.inputs.reference, ndim=3)  # the reference must be a readable image
-        self._results['out_matrix_file'] = str(
-            write_fsl_matrix(Path(runtime.cwd) / 'identity.mat', np.eye(4)))
-        return runtime
-
-
-
 class _LesionTableSinkInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc='BIDS derivatives folder')
     subject = traits.Str(mandatory=True, desc='participant label without sub-')

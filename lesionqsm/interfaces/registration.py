@@ -369,3 +369,24 @@ class InvertTransform(SimpleInterface):
         self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
             Path(runtime.cwd) / 'inverse.mat', inverted)
         return runtime
+
+
+class _IdentityTransformInputSpec(BaseInterfaceInputSpec):
+    reference = File(exists=True, mandatory=True, desc='image the identity transform maps to')
+
+
+class _IdentityTransformOutputSpec(TraitedSpec):
+    out_matrix_file = File(exists=True, desc='4x4 identity in FSL convention')
+
+
+class IdentityTransform(SimpleInterface):
+    """Write the identity FSL matrix (the baseline visit's transform to itself)."""
+
+    input_spec = _IdentityTransformInputSpec
+    output_spec = _IdentityTransformOutputSpec
+
+    def _run_interface(self, runtime):
+        load_image(self.inputs.reference, ndim=3)  # the reference must be a readable image
+        self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
+            Path(runtime.cwd) / 'identity.mat', np.eye(4))
+        return runtime

@@ -4,9 +4,14 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from ..bids_templates import spatial_reference
-from ..interfaces.lesions import IdentityTransform, LesionFractions, LesionStatistics
+from ..interfaces.lesions import LesionFractions, LesionStatistics
 from ..interfaces.qsm import estimate_mem_gb
-from ..interfaces.registration import ApplyTransform, ConcatenateTransforms, Coregister
+from ..interfaces.registration import (
+    ApplyTransform,
+    ConcatenateTransforms,
+    Coregister,
+    IdentityTransform,
+)
 from .outputs import init_ds_lesion_table_wf, init_ds_session_wf
 from .session import init_session_qsm_wf
 
