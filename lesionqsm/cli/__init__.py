@@ -18,13 +18,20 @@ def main(argv=None):
 
         return synth_main(argv[1:])
 
+    from ..options import OptionError
     from .parser import ConfigError, build_parser, load_config
 
     parser = build_parser()
     opts = parser.parse_args(argv)
     try:
         config = load_config(opts.config)
-    except ConfigError as exc:
+        if opts.analysis_level == 'group':  # checked before anything runs
+            from .group import group_options
+
+            opts.group_options = group_options(
+                config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
+                inference=opts.inference)
+    except (ConfigError, OptionError) as exc:
         parser.error(str(exc))
     opts.output_dir = opts.output_dir.expanduser().absolute()
     if opts.output_dir == opts.bids_dir:
@@ -78,16 +85,15 @@ def validate_input(bids_dir):
 
 
 def run_group(opts, config):
-    """Fit the growth-curve model on every subject's lesion table."""
-    from ..workflows.group import run_group_level
+    """Fit the group models on every subject's lesion table; returns the exit code."""
+    from ..stats.errors import ModelError
+    from .group import group_options, run_group_level
 
-    options = dict(config.get('group', {}))
-    options.setdefault('degree', opts.poly_degree)
-    options.setdefault('covariates', opts.covariates)
-    from ..stats.mixed import ModelError
-
+    options = getattr(opts, 'group_options', None) or group_options(
+        config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
+        inference=opts.inference)
     try:
-        written = run_group_level(opts.output_dir, opts.bids_dir, **options)
+        written = run_group_level(opts.output_dir, opts.bids_dir, options)
     except ModelError as exc:
         LOGGER.error('group model: %s', exc)
         return 1

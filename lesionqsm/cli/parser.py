@@ -91,13 +91,22 @@ def build_parser():
     algorithm.add_argument('--phase-sign', type=int, choices=[1, -1],
                            help='-1 for scanners that store the conjugate phase')
 
-    group = parser.add_argument_group('Group model')
-    group.add_argument('--poly-degree', type=_positive_int, default=8,
-                       help='degree of the orthogonal polynomial in lesion age')
-    group.add_argument('--covariates', nargs='*',
-                       default=['baseline_volume', 'edss', 'age', 'disease_duration',
-                                'treatment_duration'],
-                       help='patient/lesion covariates of the susceptibility model')
+    group = parser.add_argument_group(
+        'Group model',
+        'Each value comes from the command-line flag if given, else from the "group" section '
+        'of --config, else from the default (the paper\'s model). Other --config group keys: '
+        'categorical, binning, bin_edges, age_points, basis, reference_rim, random_slopes, '
+        'table_ages, volume_degree, volume_lesion_effect, figures, min_patients, min_lesions '
+        '(see the README).')
+    group.add_argument('--poly-degree', type=_positive_int, default=None,
+                       help='degree of the orthogonal polynomial in lesion age (default: 8)')
+    group.add_argument('--covariates', nargs='*', default=None,
+                       help='covariates of the susceptibility model; labels such as sex F/M '
+                            'become factors (default: baseline_volume edss age '
+                            'disease_duration treatment_duration)')
+    group.add_argument('--inference', choices=['satterthwaite', 'wald'], default=None,
+                       help='tests and CIs: Satterthwaite t as lmerTest, or Wald z '
+                            '(default: satterthwaite)')
 
     execution = parser.add_argument_group('Execution')
     execution.add_argument('-w', '--work-dir', type=Path,
