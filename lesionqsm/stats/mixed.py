@@ -269,12 +269,13 @@ class MixedProblem:
             ml = sk - v_p * ratio[:, None] * mp[self.owner]  # Z_l' A⁻¹ [X y]
             terms.append((ml, float(np.sum(ratio - v_p * ratio**2 / kappa[self.owner]))))
         grad = []
+        cov = scipy.linalg.cho_solve((chol, True), np.eye(p)) if reml else None
         for m, trace in terms:
-            resid = m[:, p] - m[:, :p] @ beta
-            g = trace - nu * float(resid @ resid) / rss
+            gram = m.T @ m  # [X y]' A⁻¹ Z_k Z_k' A⁻¹ [X y]
+            resid2 = gram[p, p] - 2 * beta @ gram[:p, p] + beta @ gram[:p, :p] @ beta
+            g = trace - nu * float(resid2) / rss
             if reml:
-                g -= float(np.sum(scipy.linalg.solve_triangular(chol, m[:, :p].T,
-                                                                lower=True)**2))
+                g -= float(np.sum(cov * gram[:p, :p]))
             grad.append(g)
         return ev, np.array(grad)
 
@@ -360,7 +361,8 @@ class MixedFit:
         """
         from .satterthwaite import contrast_df
 
-        return contrast_df(self, np.atleast_2d(contrasts), *self._satterthwaite)
+        with threadpool_limits(limits=1, user_api='blas'):  # thin matrices: threads only cost
+            return contrast_df(self, np.atleast_2d(contrasts), *self._satterthwaite)
 
 
 class _Criterion:
