@@ -19,6 +19,7 @@ The ratio lesionqsm / R (wall time) is printed; R's own start-up is included in 
 """
 
 import argparse
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -131,9 +132,9 @@ def run_lesionqsm(out, bids):
     tables = sorted(out.glob('sub-*/sub-*_lesions.tsv'))
     read_lesion_tables(tables)
     t_read = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     written = run_group_level(out, bids, GroupModelOptions())
-    return time.perf_counter() - t0, t_read, written
+    return time.perf_counter() - t0, time.process_time() - c0, t_read, written
 
 
 def run_r(root, bids):
@@ -144,15 +145,17 @@ def run_r(root, bids):
     script.write_text(R_SCRIPT)
     r_out = root / 'r_out'
     r_out.mkdir()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run([rscript, str(script), str(root / 'all_lesions.tsv'),
                           str(bids / 'participants.tsv'), str(r_out)],
                          capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
     if run.returncode:
         raise RuntimeError(f'R failed:\n{run.stderr[-2000:]}')
     values = dict(line.split(' ', 1) for line in run.stdout.splitlines() if line.startswith('R_'))
-    return wall, values
+    return wall, cpu, values
 
 
 def timing(n_lesions):
@@ -164,25 +167,26 @@ def timing(n_lesions):
         root = Path(tmp)
         out, bids, lesions, _ = write_cohort(root, n_lesions, seed=n_lesions)
         n_subjects = lesions['participant_id'].nunique()
-        ours, t_read, written = run_lesionqsm(out, bids)
+        ours, ours_cpu, t_read, written = run_lesionqsm(out, bids)
         r = run_r(root, bids)
         summary = json.loads(Path(written['summary']).read_text())
         lrt = pd.read_csv(written['chi_lrt'], sep='\t')
         vlrt = pd.read_csv(written['chivolchange_lrt'], sep='\t')
         print(f'\n{n_lesions} lesions, {n_subjects} patients, {len(lesions)} lesion visits\n')
-        print('| | wall time (s) |')
-        print('|---|---:|')
-        print(f'| lesionqsm: read {n_subjects} lesion tables | {t_read:.2f} |')
+        print('| | wall time (s) | CPU time (s) |')
+        print('|---|---:|---:|')
+        print(f'| lesionqsm: read {n_subjects} lesion tables | {t_read:.2f} | |')
         print(f'| lesionqsm: whole group level (read, 11 fits, df, LRTs, figures, outputs) '
-              f'| {ours:.1f} |')
+              f'| {ours:.1f} | {ours_cpu:.1f} |')
         if r is None:
             print('\nR (Rscript with lme4, lmerTest) not found: no comparison')
             return
-        wall, values = r
+        wall, cpu, values = r
         inside = float(values['R_MODEL_SECONDS'])
-        print(f'| R lme4/lmerTest: same model work (inside R) | {inside:.1f} |')
-        print(f'| R lme4/lmerTest: Rscript process | {wall:.1f} |')
-        print(f'\nratio lesionqsm / lme4 (process wall time): {ours / wall:.2f}')
+        print(f'| R lme4/lmerTest: same model work (inside R) | {inside:.1f} | |')
+        print(f'| R lme4/lmerTest: Rscript process | {wall:.1f} | {cpu:.1f} |')
+        print(f'\nratio lesionqsm / lme4: wall time {ours / wall:.2f}, CPU time '
+              f'{ours_cpu / cpu:.2f}')
         ll = summary['susceptibility_model']['loglik']
         r_ll = float(values['R_LOGLIK'])
         r_lrt = np.array(values['R_LRT'].split(), dtype=float)

@@ -34,7 +34,7 @@ from .covariates import (
     parse_covariates,
 )
 from .errors import ModelError
-from .mixed import MixedProblem, fit_problem
+from .mixed import MixedProblem, column_rank, fit_problem
 from .poly import bin_ages, orthopoly
 
 __all__ = ['ModelError', 'GrowthCurveFit', 'fit_growth_curve', 'prepare_model_data',
@@ -303,7 +303,7 @@ def _time_design(binned, points, degree, basis, ind):
 
 
 def _full_rank(x, n_random):
-    return x.shape[0] > x.shape[1] + n_random and np.linalg.matrix_rank(x) == x.shape[1]
+    return x.shape[0] > x.shape[1] + n_random and column_rank(x) == x.shape[1]
 
 
 def supported_model(data, binned, other_rim, covariates, kinds, basis='distinct', n_random=3,
@@ -483,7 +483,7 @@ def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degr
     if len(data) <= x.shape[1] + n_random:
         raise ModelError(f'too few lesion visits ({len(data)}) for {x.shape[1] + n_random} '
                          f'model parameters{support()}')
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    if column_rank(x) < x.shape[1]:
         raise ModelError('rank-deficient design: ' + _rank_problem(x, names, data, binned, other)
                          + support())
     problem = MixedProblem(data[response].to_numpy(dtype=float), x,

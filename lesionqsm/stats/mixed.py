@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from .errors import ModelError
 
 __all__ = ['ModelError', 'MixedFit', 'MixedProblem', 'fit_mixed', 'fit_problem',
-           'fixed_effect_covariance', 'SINGULAR_TOL', 'GRADIENT_TOL']
+           'fixed_effect_covariance', 'column_rank', 'SINGULAR_TOL', 'GRADIENT_TOL']
 
 #: A fit is singular when a random-effect SD relative to the residual SD (a diagonal θ) is
 #: below this (lme4's ``isSingular`` default tolerance).
@@ -83,6 +83,19 @@ class _Evaluation:
     @property
     def log_det_x(self):
         return 2.0 * float(np.sum(np.log(np.diag(self.chol_x))))
+
+
+def column_rank(x):
+    """Numerical rank of a design (pivoted QR of the column-scaled matrix, one BLAS thread)."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return 0
+    norms = np.sqrt(np.sum(x**2, axis=0))
+    with threadpool_limits(limits=1, user_api='blas'):
+        r = scipy.linalg.qr(x / np.where(norms > 0, norms, 1.0), mode='r', pivoting=True)[0]
+    diag = np.abs(np.diag(r))
+    return int(np.sum(diag > diag.max() * max(x.shape) * np.finfo(float).eps)) \
+        if diag.size and diag.max() > 0 else 0
 
 
 def _indicator(codes, n_levels):
@@ -145,9 +158,9 @@ class MixedProblem:
                 self.n_patients, self.r, self.m)
             self.n_lesions = 0
         else:
-            _, lcode = np.unique(np.column_stack([pcode, np.unique(
-                np.asarray(lesion), return_inverse=True)[1]]), axis=0, return_inverse=True)
-            lcode = lcode.ravel()
+            _, lraw = np.unique(np.asarray(lesion), return_inverse=True)
+            _, lcode = np.unique(pcode.astype(np.int64) * (int(lraw.max()) + 1) + lraw,
+                                 return_inverse=True)
             self.n_lesions = int(lcode.max()) + 1
             self.s_lesion = (_indicator(lcode, self.n_lesions) @ outer).reshape(
                 self.n_lesions, self.r, self.m)

@@ -1,6 +1,7 @@
 """The group level end to end on simulated lesion tables written in the participant schema."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -132,3 +133,20 @@ def test_bad_group_config_exits_2_naming_the_key(tmp_path, capsys, section, key)
     err = capsys.readouterr().err
     assert key in err and 'Traceback' not in err
     assert not (tmp_path / 'out').exists()  # refused before anything ran
+
+
+def test_command_line_flag_wins_over_config(paper_cohort, tmp_path):
+    """--poly-degree 4 beats the config's degree 3; the config's other keys still apply."""
+    out, bids, _, _ = paper_cohort
+    copy = tmp_path / 'derivatives'
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns('group'))
+    config = tmp_path / 'params.json'
+    config.write_text(json.dumps({'group': {'degree': 3, 'figures': False,
+                                            'inference': 'wald'}}))
+    code = main([str(bids), str(copy), 'group', '--skip-bids-validation', '--config',
+                 str(config), '--poly-degree', '4', '--covariates', 'edss', 'sex'])
+    assert code == 0
+    summary = json.loads((copy / 'group' / 'group_summary.json').read_text())
+    assert summary['options']['degree'] == 4 and summary['options']['inference'] == 'wald'
+    assert summary['susceptibility_model']['factor_levels'] == {'sex': ['F', 'M']}
+    assert not list((copy / 'group').glob('*.png'))
