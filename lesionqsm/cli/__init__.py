@@ -18,21 +18,24 @@ def main(argv=None):
 
         return synth_main(argv[1:])
 
-    from ..options import OptionError
     from .parser import ConfigError, build_parser, load_config
 
     parser = build_parser()
     opts = parser.parse_args(argv)
     try:
         config = load_config(opts.config)
-        if opts.analysis_level == 'group':  # checked before anything runs
-            from .group import group_options
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if opts.analysis_level == 'group':  # the group options are checked before anything runs
+        from ..options import OptionError
+        from .group import group_options
 
+        try:
             opts.group_options = group_options(
                 config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
                 inference=opts.inference)
-    except (ConfigError, OptionError) as exc:
-        parser.error(str(exc))
+        except OptionError as exc:
+            parser.error(f'{opts.config or "options"}: {exc}')
     opts.output_dir = opts.output_dir.expanduser().absolute()
     if opts.output_dir == opts.bids_dir:
         parser.error('output_dir must differ from bids_dir')
