@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 from scipy import stats as sstats
 
 from .covariates import (
@@ -34,8 +33,10 @@ from .covariates import (
     parse_covariates,
 )
 from .errors import ModelError
-from .mixed import MixedProblem, column_rank, fit_problem
+from .mixed import MixedProblem, column_rank
+from .optimise import fit_problem
 from .poly import bin_ages, orthopoly
+from .support import RIM_LEVELS, exclusion_text, rank_problem, support_text, time_design
 
 __all__ = ['ModelError', 'GrowthCurveFit', 'fit_growth_curve', 'prepare_model_data',
            'likelihood_ratio_tests', 'lrt_row', 'COVARIATE_COLUMNS', 'DEFAULT_COVARIATES',
@@ -46,7 +47,6 @@ LOGGER = logging.getLogger('lesionqsm.stats')
 DEFAULT_COVARIATES = ('baseline_volume', 'edss', 'age', 'disease_duration', 'treatment_duration')
 #: Lesion ages (years) of the paper's Table.
 TABLE_AGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
-RIM_LEVELS = ('positive', 'negative')
 #: Inference for coefficients and fitted means: Satterthwaite t (lmerTest) or Wald z.
 INFERENCE = ('satterthwaite', 'wald')
 
@@ -286,95 +286,6 @@ def prepare_model_data(lesions, participants=None, *, response='chi_rel_ppb', co
     return data.reset_index(drop=True), exclusions, kinds
 
 
-def _exclusion_text(exclusions, n_rows):
-    parts = [f'{n} {reason.replace("_", " ")}' for reason, n in exclusions.items()
-             if isinstance(n, int) and n and reason != 'covariate_missing']
-    by_col = exclusions.get('covariate_missing_by_column') or {}
-    if by_col:
-        parts.append('missing covariate: ' + ', '.join(f'{c} n/a in {n} rows'
-                                                        for c, n in by_col.items()))
-    return f'of {n_rows} lesion-visit rows, left out: ' + ('; '.join(parts) or 'none')
-
-
-def _time_design(binned, points, degree, basis, ind):
-    _, coefs = orthopoly(points if basis == 'distinct' else binned, degree)
-    time, _ = orthopoly(binned, degree, coefs=coefs)
-    return np.hstack([np.ones((binned.size, 1)), time, ind, time * ind]), time, coefs
-
-
-def _full_rank(x, n_random):
-    return x.shape[0] > x.shape[1] + n_random and column_rank(x) == x.shape[1]
-
-
-def supported_model(data, binned, other_rim, covariates, kinds, basis='distinct', n_random=3,
-                    max_degree=12):
-    """The largest degree, then the covariates (in order), that the rows can support.
-
-    Returns
-    -------
-    degree : int
-        Largest polynomial degree whose rim × age design is full rank with more rows than
-        parameters (0 if none).
-    kept : list of str
-        Covariates that, added one by one at that degree, keep the design full rank.
-    """
-    points = np.unique(binned)
-    ind = (data['rim'] == other_rim).to_numpy(dtype=float)[:, None]
-    best = 0
-    for d in range(min(points.size - 1, max_degree), 0, -1):
-        if _full_rank(_time_design(binned, points, d, basis, ind)[0], n_random):
-            best = d
-            break
-    if not best:
-        return 0, []
-    base = _time_design(binned, points, best, basis, ind)[0]
-    kept, parts = [], []
-    for name in covariates:
-        col = covariate_column(name)
-        try:
-            mat = covariate_design(data, [col], kinds)[0]
-        except ModelError:
-            continue
-        if _full_rank(np.hstack([base, *parts, mat]), n_random):
-            kept.append(name)
-            parts.append(mat)
-    return best, kept
-
-
-def _support_text(data, binned, other, covariates, kinds, basis, n_random):
-    if data.empty:
-        return ''
-    degree, kept = supported_model(data, binned, other, covariates, kinds, basis, n_random)
-    if not degree:
-        return ('; the data support no growth curve: each rim group needs visits at two or '
-                'more distinct lesion ages')
-    return (f'; the data support at most degree {degree} with covariates '
-            f'{", ".join(kept) if kept else "none"} (see the README, "What a cohort needs")')
-
-
-def _rank_problem(x, names, data, binned, other_rim):
-    """Name what makes the design rank deficient: an empty rim × age cell, else the columns."""
-    degree = sum(n.startswith('age_poly') and ':' not in n for n in names)
-    points = np.unique(binned)
-    problems = []
-    for rim in RIM_LEVELS:
-        present = np.unique(binned[(data['rim'] == rim).to_numpy()])
-        if present.size <= degree:
-            missing = np.setdiff1d(points, present)
-            cells = ', '.join(f'rim {rim} at lesion age {a:.3g} y' for a in missing[:10])
-            if missing.size > 10:
-                cells += f' and {missing.size - 10} more'
-            problems.append(f'rim {rim} has visits at only {present.size} distinct lesion ages '
-                            f'(degree {degree} needs {degree + 1}); empty rim x age cell(s): '
-                            f'{cells}')
-    if problems:
-        return '; '.join(problems) + '; lower the degree or change the age binning'
-    _, r, piv = scipy.linalg.qr(x, mode='economic', pivoting=True)
-    tol = np.abs(r[0, 0]) * max(x.shape) * np.finfo(float).eps
-    rank = int(np.sum(np.abs(np.diag(r)) > tol))
-    return ('collinear design columns: ' + ', '.join(names[i] for i in sorted(piv[rank:])))
-
-
 def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degree=8,
                      covariates=DEFAULT_COVARIATES, categorical=(), binning='octiles',
                      bin_edges=None, basis='distinct', reference_rim='positive',
@@ -453,7 +364,7 @@ def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degr
     if n_patients < min_patients or n_lesions < min_lesions:
         raise ModelError(f'too few data for the model: {n_lesions} lesions in {n_patients} '
                          f'patients with usable rows (need >= {min_lesions} lesions and >= '
-                         f'{min_patients} patients); {_exclusion_text(exclusions, len(lesions))}')
+                         f'{min_patients} patients); {exclusion_text(exclusions, len(lesions))}')
     for rim in RIM_LEVELS:
         if not (data['rim'] == rim).any():
             raise ModelError(f'rim group {rim!r} has no lesions with usable rows; the model '
@@ -462,13 +373,13 @@ def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degr
     binned, points = bin_ages(age, binning=binning, edges=bin_edges)
 
     def support():
-        return _support_text(data, binned, other, covariates, kinds, basis, n_random)
+        return support_text(data, binned, other, covariates, kinds, basis, n_random)
 
     if degree >= points.size:
         raise ModelError(f'polynomial degree {degree} must be below the number of distinct '
                          f'lesion ages ({points.size} after {binning!r} binning){support()}')
     ind = (data['rim'] == other).to_numpy(dtype=float)[:, None]
-    base, time, coefs = _time_design(binned, points, degree, basis, ind)
+    base, time, coefs = time_design(binned, points, degree, basis, ind)
     cov_cols = [covariate_column(c) for c in covariates]
     cov, cov_names, sources, levels = covariate_design(data, cov_cols, kinds)
     tnames = [f'age_poly{k}' for k in range(1, degree + 1)]
@@ -484,7 +395,7 @@ def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degr
         raise ModelError(f'too few lesion visits ({len(data)}) for {x.shape[1] + n_random} '
                          f'model parameters{support()}')
     if column_rank(x) < x.shape[1]:
-        raise ModelError('rank-deficient design: ' + _rank_problem(x, names, data, binned, other)
+        raise ModelError('rank-deficient design: ' + rank_problem(x, names, data, binned, other)
                          + support())
     problem = MixedProblem(data[response].to_numpy(dtype=float), x,
                            data['participant_id'].to_numpy(),

@@ -3,12 +3,8 @@
 import numpy as np
 import pytest
 
-from lesionqsm.stats.mixed import (
-    SINGULAR_TOL,
-    MixedProblem,
-    fit_mixed,
-    fixed_effect_covariance,
-)
+from lesionqsm.stats.mixed import SINGULAR_TOL, MixedProblem, fixed_effect_covariance
+from lesionqsm.stats.optimise import fit_mixed
 
 
 def _nested_data(rng, n_patients=12, lesions=3, visits=4, sd_patient=2.0, sd_lesion=1.5):
