@@ -56,6 +56,15 @@ def _positive_float(value):
     return number
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except None ("not given": the value comes from elsewhere)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """Return the argument parser of the BIDS App."""
     parser = argparse.ArgumentParser(
@@ -63,7 +72,7 @@ def build_parser():
         description='QSM (MEDI+0) of multiple-sclerosis lesions followed over visits, and the '
                     'lesion-age growth-curve model. Also: `lesionqsm synth OUT` makes a '
                     'synthetic cohort.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument('bids_dir', type=_existing_dir, help='the raw BIDS dataset')
     parser.add_argument('output_dir', type=Path,
                         help='where the BIDS derivatives are written (created if missing)')
