@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lesionqsm.interfaces import fsl_matrix as fm
+from lesionqsm.registration import fsl_matrix as fm
 
 
 def _rotation(axis, angle_deg):
