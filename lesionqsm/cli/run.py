@@ -77,9 +77,8 @@ def build_participant_workflow(opts, subjects_data, config):
     """One top-level workflow holding a ``sub_<label>_wf`` per subject."""
     from nipype.pipeline import engine as pe
 
-    from ..workflows.subject import init_subject_wf
-
     from ..registration import resolve_engine
+    from ..workflows.subject import init_subject_wf
 
     engine = resolve_engine(opts.registration)
     LOGGER.info('registration engine: %s', 'FSL FLIRT' if engine == 'flirt'
