@@ -81,12 +81,14 @@ def options_reference():
     from ..lesions import LesionOptions
     from ..options import options_help
     from ..qsm.pipeline import STEP_OPTIONS
+    from ..stats.options import GroupModelOptions
 
     lines = ['Options of --config (JSON: {"qsm": {...}, "lesions": {...}, "group": {...}}).',
              'Precedence: command-line flag > --config > default.', '', '[qsm]']
     for klass in STEP_OPTIONS.values():
         lines += ['  ' + line for line in options_help(klass)]
     lines += ['', '[lesions]'] + ['  ' + line for line in options_help(LesionOptions)]
+    lines += ['', '[group]'] + ['  ' + line for line in options_help(GroupModelOptions)]
     return '\n'.join(lines)
 
 

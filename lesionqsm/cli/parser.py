@@ -108,7 +108,7 @@ def build_parser():
         'of --config, else from the default (the paper\'s model). Other --config group keys: '
         'categorical, binning, bin_edges, age_points, basis, reference_rim, random_slopes, '
         'table_ages, volume_degree, volume_lesion_effect, figures, min_patients, min_lesions '
-        '(see the README).')
+        '(`lesionqsm --help-options` lists them with their defaults).')
     group.add_argument('--poly-degree', type=_positive_int, default=None,
                        help='degree of the orthogonal polynomial in lesion age (default: 8)')
     group.add_argument('--covariates', nargs='*', default=None,
