@@ -26,8 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from .errors import ModelError
 
-__all__ = ['ModelError', 'MixedFit', 'MixedProblem', 'fixed_effect_covariance', 'column_rank',
-           'SINGULAR_TOL']
+__all__ = ['ModelError', 'MixedFit', 'MixedProblem', 'column_rank', 'SINGULAR_TOL']
 
 #: A fit is singular when a random-effect SD relative to the residual SD (a diagonal θ) is
 #: below this (lme4's ``isSingular`` default tolerance).
@@ -338,7 +337,6 @@ class MixedFit:
     llf: float
     reml: bool
     theta: np.ndarray
-    converged: bool  # alias of optimum_checked
     optimum_checked: bool
     optimum_message: str
     max_gradient: float
@@ -370,42 +368,3 @@ class MixedFit:
 
         with threadpool_limits(limits=1, user_api='blas'):  # thin matrices: threads only cost
             return contrast_df(self, np.atleast_2d(contrasts), *self._satterthwaite)
-
-
-def fixed_effect_covariance(x, patient, cov_re, vcomp, scale, *, lesion=None, slope=None):
-    """(X' V⁻¹ X)⁻¹ at given variance parameters, V built densely per patient (a check).
-
-    Parameters
-    ----------
-    x : ndarray, shape (n, p)
-        Fixed-effect design.
-    patient, lesion, slope
-        As in :func:`fit_mixed`.
-    cov_re : ndarray, shape (r, r)
-        Patient random-effect covariance, response units squared.
-    vcomp : ndarray
-        Lesion variances (intercept[, slope]), response units squared.
-    scale : float
-        Residual variance.
-
-    Returns
-    -------
-    ndarray, shape (p, p)
-    """
-    x = np.asarray(x, dtype=float)
-    patient = np.asarray(patient)
-    info = np.zeros((x.shape[1], x.shape[1]))
-    for label in np.unique(patient):
-        rows = np.flatnonzero(patient == label)
-        n = rows.size
-        z = np.ones((n, 1)) if slope is None else np.column_stack([np.ones(n), slope[rows]])
-        v = z @ np.atleast_2d(cov_re) @ z.T + scale * np.eye(n)
-        if lesion is not None and len(vcomp):
-            lab = np.asarray(lesion)[rows]
-            same = (lab[:, None] == lab[None, :]).astype(float)
-            v += vcomp[0] * same
-            if slope is not None and len(vcomp) > 1:
-                s = slope[rows]
-                v += vcomp[1] * same * np.outer(s, s)
-        info += x[rows].T @ np.linalg.solve(v, x[rows])
-    return np.linalg.inv(info)

@@ -261,7 +261,7 @@ def _result(problem, theta, reml, ok, message, gmax, calls):
     return MixedFit(
         fe_params=d.beta(ev.beta), cov_fe=d.cov(cov_scaled), cov_re=scale * lam_p @ lam_p.T,
         vcomp=scale * lam_l**2, scale=scale, llf=float(llf), reml=reml, theta=theta,
-        converged=ok, optimum_checked=ok, optimum_message=message, max_gradient=gmax,
+        optimum_checked=ok, optimum_message=message, max_gradient=gmax,
         singular=bool(np.min(np.abs(diag)) < SINGULAR_TOL), n_obs=problem.n,
         n_evaluations=calls, problem=problem,
         notes=[] if ok else [f'optimum not verified: {message}'])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lesionqsm.stats.mixed import SINGULAR_TOL, MixedProblem, fixed_effect_covariance
+from lesionqsm.stats.mixed import SINGULAR_TOL, MixedProblem
 from lesionqsm.stats.optimise import fit_mixed
 
 
@@ -16,6 +16,45 @@ def _nested_data(rng, n_patients=12, lesions=3, visits=4, sd_patient=2.0, sd_les
          + sd_lesion * rng.standard_normal(n_patients * lesions)[lesion]
          + rng.standard_normal(t.size))
     return y, x, patient, lesion, t
+
+
+def _dense_fixed_effect_covariance(x, patient, cov_re, vcomp, scale, *, lesion=None, slope=None):
+    """(X' V⁻¹ X)⁻¹ at given variance parameters, V built densely per patient.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, p)
+        Fixed-effect design.
+    patient, lesion, slope
+        As in :func:`fit_mixed`.
+    cov_re : ndarray, shape (r, r)
+        Patient random-effect covariance, response units squared.
+    vcomp : ndarray
+        Lesion variances (intercept[, slope]), response units squared.
+    scale : float
+        Residual variance.
+
+    Returns
+    -------
+    ndarray, shape (p, p)
+    """
+    x = np.asarray(x, dtype=float)
+    patient = np.asarray(patient)
+    info = np.zeros((x.shape[1], x.shape[1]))
+    for label in np.unique(patient):
+        rows = np.flatnonzero(patient == label)
+        n = rows.size
+        z = np.ones((n, 1)) if slope is None else np.column_stack([np.ones(n), slope[rows]])
+        v = z @ np.atleast_2d(cov_re) @ z.T + scale * np.eye(n)
+        if lesion is not None and len(vcomp):
+            lab = np.asarray(lesion)[rows]
+            same = (lab[:, None] == lab[None, :]).astype(float)
+            v += vcomp[0] * same
+            if slope is not None and len(vcomp) > 1:
+                s = slope[rows]
+                v += vcomp[1] * same * np.outer(s, s)
+        info += x[rows].T @ np.linalg.solve(v, x[rows])
+    return np.linalg.inv(info)
 
 
 def _dense_deviance(y, x, patient, lesion, theta, reml, slope=None):
@@ -76,7 +115,7 @@ def test_fit_is_at_the_optimum_and_covariance_is_gls():
     fit = fit_mixed(y, x, patient, lesion=lesion)
     assert fit.optimum_checked and fit.max_gradient < 1e-4 and not fit.singular
     np.testing.assert_allclose(
-        fit.cov_fe, fixed_effect_covariance(x, patient, fit.cov_re, fit.vcomp, fit.scale,
+        fit.cov_fe, _dense_fixed_effect_covariance(x, patient, fit.cov_re, fit.vcomp, fit.scale,
                                             lesion=lesion), rtol=1e-9, atol=1e-12)
     # the deviance is minimal: every small move of θ increases it
     dev = fit.problem.deviance(fit.theta, True)
