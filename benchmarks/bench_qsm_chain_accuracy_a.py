@@ -55,8 +55,9 @@ def main(argv=None):
                                      affine=phantom.affine, options=options)
         elapsed = time.perf_counter() - start
         rows, slope, median_lesion, nrmse, csf_mean = evaluate(phantom, result)
+        decisions = result.metadata['Decisions']
         print(f'\n{options}: {elapsed:.1f} s, reference {result.reference}, '
-              f'decisions {result.metadata["Decisions"]}')
+              f'background {decisions["background_info"]}')
         print(f"{'ROI':<32}{'truth ppb':>10}{'chi ppb':>10}{'error':>8}")
         for name, truth, estimate in rows:
             print(f'{name:<32}{truth:>10.1f}{estimate:>10.1f}{estimate - truth:>8.1f}')

@@ -2,9 +2,9 @@
 
 The phantom (:mod:`lesionqsm.synth.head_phantom`; 3 mm isotropic, 0.8× adult size, 3 T,
 5 echoes ΔTE = 5 ms, SNR 100) has air at +9.4 ppm around a skull, so the background field
-wraps inside the head; three deep grey nuclei
-(60, 80, 150 ppb), white matter at -30 ppb and five lesions (-10 to +50 ppb from white matter),
-relative to CSF = 0.  One MEDI+0 reconstruction takes ~10 s on 2 cores; three are run here.
+wraps inside the head; three deep grey nuclei (60, 80, 150 ppb), white matter at -30 ppb and
+five lesions (-10 to +50 ppb from white matter), relative to CSF = 0.  One MEDI+0
+reconstruction takes ~10 s on 2 cores; three are run here.
 """
 
 import numpy as np
@@ -61,7 +61,7 @@ def test_chi_in_rois_against_truth(phantom, large_scale):
     within 15 ppb, 10 % of the phantom's 150 ppb range: the 4 mm lesions are 9-12 voxels of
     3 mm, all on their surface, and TV regularisation shrinks such small contrasts by up to
     ~25 %.  Measured with PDF tol 1e-3 (benchmarks/bench_qsm_chain_accuracy_a.py --voxel 3
-    --scale 0.8): slope 0.98, median lesion error 1.3 ppb, worst ROI 8.9 ppb."""
+    --scale 0.8): slope 0.96, median lesion error 0.8 ppb, worst ROI 6.5 ppb."""
     r = large_scale
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
     truth, estimate, lesion_truth, lesion_estimate = _roi_values(phantom, r)
