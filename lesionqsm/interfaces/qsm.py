@@ -49,6 +49,10 @@ class _StepInputSpec(BaseInterfaceInputSpec):
                                    desc='changes when the algorithm changes; reruns caches')
 
 
+class _StepOutputSpec(TraitedSpec):
+    decisions = traits.Dict(desc='what the step did, for the sidecar')
+
+
 class _StepInterface(SimpleInterface):
     """A one-step interface: ``options_class`` is the step's options dataclass."""
 
@@ -57,6 +61,13 @@ class _StepInterface(SimpleInterface):
     def _options(self):
         given = self.inputs.options if isdefined(self.inputs.options) else {}
         return options_from_mapping(self.options_class, given)
+
+
+def _on_grid(path, reference_img, reference_path):
+    """float32 data of a 3-D image that must share ``reference_img``'s grid."""
+    img = load_image(path, ndim=3)
+    check_same_grid(img, path, reference_img, reference_path)
+    return img.get_fdata(dtype=np.float32)
 
 
 def _grid(img):
@@ -77,11 +88,10 @@ class _PrepareEchoesInputSpec(_StepInputSpec):
                               desc="phase sidecar Units: 'rad' or scanner integers")
 
 
-class _PrepareEchoesOutputSpec(TraitedSpec):
+class _PrepareEchoesOutputSpec(_StepOutputSpec):
     out_signal = File(exists=True, desc='4-D complex64 echoes in TE order, scaled')
     out_magnitude = File(exists=True, desc='root-sum-of-squares magnitude over echoes')
     echo_times = traits.List(traits.Float, desc='echo times in s, ascending')
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class PrepareEchoes(_StepInterface):
@@ -112,9 +122,8 @@ class _BrainMaskInputSpec(_StepInputSpec):
     in_mask = File(exists=True, desc='user-supplied mask on the same grid (used as given)')
 
 
-class _BrainMaskOutputSpec(TraitedSpec):
+class _BrainMaskOutputSpec(_StepOutputSpec):
     out_mask = File(exists=True, desc='binary mask, uint8')
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class BrainMask(_StepInterface):
@@ -176,9 +185,8 @@ class _UnwrapInputSpec(_StepInputSpec):
     in_mask = File(exists=True, mandatory=True, desc='brain mask')
 
 
-class _UnwrapOutputSpec(TraitedSpec):
+class _UnwrapOutputSpec(_StepOutputSpec):
     out_field = File(exists=True, desc='unwrapped field, rad per ΔTE')
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class Unwrap(_StepInterface):
@@ -190,12 +198,10 @@ class Unwrap(_StepInterface):
 
     def _run_interface(self, runtime):
         field_img = load_image(self.inputs.in_field, ndim=3)
-        mag_img = load_image(self.inputs.in_magnitude, ndim=3)
-        check_same_grid(field_img, self.inputs.in_field, mag_img, self.inputs.in_magnitude)
+        magnitude = _on_grid(self.inputs.in_magnitude, field_img, self.inputs.in_field)
         mask = load_mask_on_grid(self.inputs.in_mask, field_img, self.inputs.in_field)
-        unwrapped, decisions = unwrap_field(
-            field_img.get_fdata(dtype=np.float32), mag_img.get_fdata(dtype=np.float32), mask,
-            _grid(field_img)[0], self._options())
+        unwrapped, decisions = unwrap_field(field_img.get_fdata(dtype=np.float32), magnitude,
+                                            mask, _grid(field_img)[0], self._options())
         self._results['out_field'] = save_like(unwrapped, field_img, runtime.cwd,
                                                'field_unwrapped.nii')
         self._results['decisions'] = provenance.step_record(decisions)
@@ -209,9 +215,8 @@ class _R2StarInputSpec(_StepInputSpec):
     echo_times = traits.List(traits.Float, mandatory=True, desc='echo times in s, ascending')
 
 
-class _R2StarOutputSpec(TraitedSpec):
+class _R2StarOutputSpec(_StepOutputSpec):
     out_r2star = File(exists=True, desc='R2* in 1/s')
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class R2Star(_StepInterface):
@@ -239,10 +244,9 @@ class _CSFMaskInputSpec(_StepInputSpec):
     in_mask = File(exists=True, mandatory=True, desc='brain mask')
 
 
-class _CSFMaskOutputSpec(TraitedSpec):
+class _CSFMaskOutputSpec(_StepOutputSpec):
     out_mask = File(exists=True, desc='ventricular CSF mask (empty if none was found)')
     reference = traits.Str(desc="'ventricular_csf' or 'whole_brain'")
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class CSFMask(_StepInterface):
@@ -271,10 +275,9 @@ class _BackgroundInputSpec(_StepInputSpec):
     in_noise_std = File(exists=True, mandatory=True, desc='field noise std (PDF weights)')
 
 
-class _BackgroundOutputSpec(TraitedSpec):
+class _BackgroundOutputSpec(_StepOutputSpec):
     out_field = File(exists=True, desc='local field, rad per ΔTE')
     out_mask = File(exists=True, desc='where the local field is defined')
-    decisions = traits.Dict(desc='what the step did, for the sidecar')
 
 
 class RemoveBackground(_StepInterface):
@@ -287,12 +290,10 @@ class RemoveBackground(_StepInterface):
     def _run_interface(self, runtime):
         field_img = load_image(self.inputs.in_field, ndim=3)
         mask = load_mask_on_grid(self.inputs.in_mask, field_img, self.inputs.in_field)
-        noise_img = load_image(self.inputs.in_noise_std, ndim=3)
-        check_same_grid(noise_img, self.inputs.in_noise_std, field_img, self.inputs.in_field)
+        noise_std = _on_grid(self.inputs.in_noise_std, field_img, self.inputs.in_field)
         voxel_size, b0_dir = _grid(field_img)
         local = remove_background(field_img.get_fdata(dtype=np.float32), mask, voxel_size,
-                                  b0_dir=b0_dir, noise_std=noise_img.get_fdata(dtype=np.float32),
-                                  options=self._options())
+                                  b0_dir=b0_dir, noise_std=noise_std, options=self._options())
         cwd = runtime.cwd
         self._results['out_field'] = save_like(local.field, field_img, cwd,
                                                'local_field_rad.nii')
@@ -335,14 +336,12 @@ class DipoleInversion(_StepInterface):
         path = self.inputs.in_field
         mask = load_mask_on_grid(self.inputs.in_mask, field_img, path)
         csf_mask = load_mask_on_grid(self.inputs.in_csf_mask, field_img, path)
-        mag_img = load_image(self.inputs.in_magnitude, ndim=3)
-        check_same_grid(mag_img, self.inputs.in_magnitude, field_img, path)
-        noise_img = load_image(self.inputs.in_noise_std, ndim=3)
-        check_same_grid(noise_img, self.inputs.in_noise_std, field_img, path)
+        magnitude = _on_grid(self.inputs.in_magnitude, field_img, path)
+        noise_std = _on_grid(self.inputs.in_noise_std, field_img, path)
         voxel_size, b0_dir = _grid(field_img)
         chi = invert_dipole(
-            field_img.get_fdata(dtype=np.float32), mask, mag_img.get_fdata(dtype=np.float32),
-            voxel_size, b0_dir=b0_dir, noise_std=noise_img.get_fdata(dtype=np.float32),
+            field_img.get_fdata(dtype=np.float32), mask, magnitude, voxel_size, b0_dir=b0_dir,
+            noise_std=noise_std,
             csf_mask=csf_mask, reference=self.inputs.reference,
             field_strength=self.inputs.field_strength, delta_te=self.inputs.delta_te,
             options=self._options())

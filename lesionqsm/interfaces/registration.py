@@ -8,8 +8,8 @@ cache knows which engine made a result.  Both write the same outputs with the sa
 the moving image resampled onto the reference grid, and a 4×4 text matrix in FLIRT's
 convention (input scaled-voxel mm to reference scaled-voxel mm, see
 :mod:`lesionqsm.registration.fsl_matrix`).  ``ApplyTransform`` resamples with such a matrix
-(``flirt -applyxfm`` or the same convention in scipy); ``ConcatenateTransforms`` and
-``InvertTransform`` do ``convert_xfm``'s ``-concat`` and ``-inverse``.
+(``flirt -applyxfm`` or the same convention in scipy); ``ConcatenateTransforms`` does
+``convert_xfm``'s ``-concat``.
 
 Memory: every node's need is given by :func:`estimate_mem_gb` from the image shapes.
 """
@@ -39,7 +39,6 @@ __all__ = [
     'ApplyTransform',
     'ConcatenateTransforms',
     'Coregister',
-    'InvertTransform',
     'estimate_mem_gb',
     'flirt_interface',
 ]
@@ -296,23 +295,6 @@ class ConcatenateTransforms(SimpleInterface):
                                           fsl_matrix.read_fsl_matrix(self.inputs.in_b_to_c))
         self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
             Path(runtime.cwd) / 'a_to_c.mat', composed)
-        return runtime
-
-
-class _InvertInputSpec(BaseInterfaceInputSpec):
-    in_matrix_file = File(exists=True, mandatory=True, desc='FLIRT matrix A to B')
-
-
-class InvertTransform(SimpleInterface):
-    """B→A from A→B (``convert_xfm -inverse``); see :func:`fsl_matrix.invert_fsl`."""
-
-    input_spec = _InvertInputSpec
-    output_spec = _MatrixOutputSpec
-
-    def _run_interface(self, runtime):
-        inverted = fsl_matrix.invert_fsl(fsl_matrix.read_fsl_matrix(self.inputs.in_matrix_file))
-        self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
-            Path(runtime.cwd) / 'inverse.mat', inverted)
         return runtime
 
 

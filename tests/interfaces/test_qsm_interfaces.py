@@ -62,32 +62,26 @@ def test_arbitrary_phase_units_map_to_radians():
     assert warnings == []
 
 
-def test_r2star_node_with_uneven_echoes_uses_loglinear(tmp_path):
-    """Noise-free monoexponential decay: R2* = 25 /s exactly (float32: 1e-3 /s)."""
-    tes = [0.004, 0.007, 0.013, 0.020]
-    mags, phases = _echoes(tmp_path, tes)
+@pytest.mark.parametrize(('echo_times', 'method'), [
+    ([0.005, 0.010, 0.015, 0.020], 'arlo'),
+    ([0.004, 0.007, 0.013, 0.020], 'loglinear'),   # uneven: ARLO cannot run
+    ([0.005, 0.010], 'loglinear'),                  # two echoes: ARLO cannot run
+])
+def test_r2star_node_chooses_its_estimator(tmp_path, echo_times, method):
+    """Noise-free monoexponential decay: R2* = 25 /s (float32 and, for ARLO, its trapezoid
+    integral: 1e-3 /s and 0.5 /s); the estimator actually used is recorded, with a warning
+    when ARLO was asked for and could not run."""
+    mags, phases = _echoes(tmp_path, echo_times)
     prepared = PrepareEchoes(mag_files=mags, phase_files=phases,
-                             echo_times=tes).run(cwd=str(tmp_path))
+                             echo_times=echo_times).run(cwd=str(tmp_path))
     mask = _save(tmp_path / 'mask.nii.gz', np.ones((8, 8, 6), np.uint8))
     result = R2Star(in_signal=prepared.outputs.out_signal, in_mask=mask,
-                    echo_times=tes).run(cwd=str(tmp_path))
+                    echo_times=echo_times).run(cwd=str(tmp_path))
     r2s = nb.load(result.outputs.out_r2star).get_fdata()
-    np.testing.assert_allclose(r2s, 25.0, atol=1e-3)
-    assert result.outputs.decisions['r2star_method'] == 'loglinear'
-    assert 'ARLO needs 3 or more evenly spaced echoes' in result.outputs.decisions['warnings'][0]
-
-
-def test_r2star_node_with_two_echoes_uses_loglinear(tmp_path):
-    """Two echoes: ARLO cannot run, the log-linear fit is exact on a monoexponential decay."""
-    tes = [0.005, 0.010]
-    mags, phases = _echoes(tmp_path, tes)
-    prepared = PrepareEchoes(mag_files=mags, phase_files=phases,
-                             echo_times=tes).run(cwd=str(tmp_path))
-    mask = _save(tmp_path / 'mask.nii.gz', np.ones((8, 8, 6), np.uint8))
-    result = R2Star(in_signal=prepared.outputs.out_signal, in_mask=mask,
-                    echo_times=tes).run(cwd=str(tmp_path))
-    np.testing.assert_allclose(nb.load(result.outputs.out_r2star).get_fdata(), 25.0, atol=1e-3)
-    assert result.outputs.decisions['r2star_method'] == 'loglinear'
+    np.testing.assert_allclose(r2s, 25.0, atol=1e-3 if method == 'loglinear' else 0.5)
+    decisions = result.outputs.decisions
+    assert decisions['r2star_method'] == method
+    assert bool(decisions['warnings']) == (method == 'loglinear')
 
 
 def test_csf_node_falls_back_to_whole_brain(tmp_path):
