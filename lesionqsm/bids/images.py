@@ -40,6 +40,20 @@ def spatial_shape(shape):
     return shape
 
 
+def _stored_zooms(path, img):
+    """Voxel sizes as stored in the file (mm, first 3 axes).
+
+    nibabel replaces a stored voxel size of 0 by 1 when it loads a header (with a log
+    message), which would hide a broken header: the stored ``pixdim`` is read again here.
+    """
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as handle:
+        raw = type(img.header).from_fileobj(handle, check=False)
+    n_axes = min(3, len(img.shape))
+    return tuple(float(z) for z in raw['pixdim'][1:1 + n_axes])
+
+
 def image_header(path, *, kind=KIND_VISIT):
     """Open a NIfTI without reading its data and check that it can be one 3-D volume.
 
@@ -70,7 +84,7 @@ def image_header(path, *, kind=KIND_VISIT):
     try:
         img = nb.load(str(path))
         shape = spatial_shape(img.shape)
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        zooms = _stored_zooms(path, img)
         affine = np.asarray(img.affine, dtype=float)
         dtype = np.dtype(img.get_data_dtype())
     except Exception as exc:  # nibabel raises many types for corrupt headers

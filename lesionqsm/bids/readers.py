@@ -7,6 +7,8 @@ file), and the requirement that a sidecar holds a JSON object. Every failure is 
 :class:`~lesionqsm.bids.problems.InputError` naming the file.
 """
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -111,9 +113,26 @@ def read_tsv(path, *, kind=KIND_VISIT):
     if size > MAX_TABLE_BYTES:
         raise InputError(f'{path}: table of {size} bytes is larger than the {MAX_TABLE_BYTES} '
                          'bytes accepted', kind=kind, file=path)
+    expected = 'tab-separated columns with a header line, the same number on every line'
     try:
-        return pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False)
+        text = path.read_text(encoding='utf-8-sig')
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f'{path}: not a readable TSV table ({exc})', kind=kind, file=path,
+                         expected=expected) from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f'{path}: not a readable TSV table (empty file)', kind=kind, file=path,
+                         expected=expected)
+    width = lines[0].count('\t') + 1
+    for number, line in enumerate(lines[1:], start=2):
+        if line.count('\t') + 1 != width:
+            raise InputError(f'{path}: not a readable TSV table (line {number} has '
+                             f'{line.count(chr(9)) + 1} cells, the header {width})', kind=kind,
+                             file=path, expected=expected)
+    try:
+        return pd.read_csv(io.StringIO('\n'.join(lines)), sep='\t', dtype=str,
+                           keep_default_na=False, quoting=csv.QUOTE_NONE)
     except Exception as exc:  # pandas raises several types for malformed tables
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f'{path}: not a readable TSV table ({detail})', kind=kind, file=path,
-                         expected='tab-separated columns with a header line') from None
+                         expected=expected) from None
