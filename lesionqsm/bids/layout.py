@@ -40,7 +40,7 @@ from .problems import (
     Problem,
     note,
 )
-from .readers import read_sidecar
+from .readers import read_sidecar, read_tsv
 from .sessions import order_sessions, session_acq_times
 
 __all__ = ['InputError', 'MEGREData', 'Problem', 'SessionData', 'SubjectData',
@@ -566,10 +566,9 @@ def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
             data.problems.append(note('no GRE (MEGRE) images: no QSM for this visit',
                                       file=subject_dir if ses is None
                                       else subject_dir / f'ses-{ses}'))
-        if not data.errors:
-            data.flair = _pick_anat(ses_files, 'FLAIR', data.problems, ce=False)
-            data.t1w = _pick_anat(ses_files, 'T1w', data.problems, ce=False)
-            data.t1w_gd = _pick_anat(ses_files, 'T1w', data.problems, ce=True)
+        data.flair = _pick_anat(ses_files, 'FLAIR', data.problems, ce=False)
+        data.t1w = _pick_anat(ses_files, 'T1w', data.problems, ce=False)
+        data.t1w_gd = _pick_anat(ses_files, 'T1w', data.problems, ce=True)
         label = f'ses-{ses}' if ses is not None else f'sub-{subject}'
         data.problems = [replace(p, message=f'{label}: {p.message}', subject=subject,
                                  session=ses) for p in data.problems]
@@ -647,3 +646,39 @@ def _collect_lesions(result, bids_dir, lesions_dir, all_session_ids):
         if ses.session_id in session_maps:
             ses.lesion_dseg = str(session_maps[ses.session_id])
     result.lesions = table
+
+
+def check_participants_table(bids_dir):
+    """Problems of ``participants.tsv`` (notes: the participant level does not need it).
+
+    Checked: readable, not ragged, a ``participant_id`` column, each id a ``sub-<label>``
+    listed once. The group level reads the covariates and refuses what it cannot use.
+
+    Returns
+    -------
+    list of Problem
+        Notes naming the file, the line and the id; empty without a ``participants.tsv``.
+    """
+    path = Path(bids_dir) / 'participants.tsv'
+    if not path.is_file():
+        return []
+    try:
+        table = read_tsv(path, kind=KIND_SUBJECT)
+    except InputError as exc:
+        return [note(exc.problem.message, file=path)]
+    if 'participant_id' not in table.columns:
+        return [note(f'{path}: no participant_id column', file=path, key='participant_id')]
+    problems, seen = [], {}
+    for line, value in enumerate(table['participant_id'], start=2):
+        label = strip_prefix(value, 'sub-')
+        if not value.strip().startswith('sub-') or not is_label(label):
+            problems.append(note(f'{path}: line {line}: participant_id {value[:40]!r} is not '
+                                 'sub-<label> (letters and digits)', file=path,
+                                 key='participant_id'))
+        elif label in seen:
+            problems.append(note(f'{path}: line {line}: participant_id {value} is listed again '
+                                 f'(first on line {seen[label]})', file=path,
+                                 key='participant_id', subject=label))
+        else:
+            seen[label] = line
+    return problems

@@ -110,11 +110,13 @@ def discover(opts):
     failures : dict
         subject -> the cause, in plain words, for each subject that will not be complete.
     """
-    from ..bids.layout import collect_participants, collect_subject
+    from ..bids.layout import check_participants_table, collect_participants, collect_subject
     from ..bids.problems import KIND_LESION_DROPPED, KIND_LESION_TABLE, InputError
 
     lesions_dir = opts.lesions_dir or default_lesions_dir(opts.bids_dir)
     subjects = collect_participants(opts.bids_dir, opts.participant_label)
+    for problem in check_participants_table(opts.bids_dir):
+        LOGGER.warning('%s', problem)
     failures = {}
     runnable = []
     for subject in subjects:
@@ -199,8 +201,8 @@ def run_participant(opts, config):
             for data in valid:
                 failures.setdefault(data.subject, f'the workflow did not run: {run_error}')
         for data in valid:
-            if data.subject in failures:
-                continue
+            if data.subject in failures or (failures and opts.stop_on_first_crash):
+                continue  # (a stopped run: the others are flagged below)
             missing = [p for p in expected_outputs(output_dir, data)
                        if not p.is_file() or p.stat().st_size == 0]
             if missing:

@@ -85,3 +85,35 @@ def test_identical_rewrite_keeps_file_and_altered_file_is_replaced(tmp_path):
     atomic_write_text(path, 'same')
     assert path.read_text() == 'same'
     assert [p.name for p in tmp_path.iterdir()] == ['a.json']  # no temporary left
+
+
+@pytest.mark.parametrize('where', ['bids', 'bids/sub-01/..', 'link_to_bids',
+                                   'bids/derivatives/lesions', 'bids/sub-01/out'])
+def test_cli_refuses_before_writing_anything(raw, where, capsys):
+    """Exit 2 naming the folder; the raw dataset is byte for byte unchanged (no description,
+    .bidsignore, logs or work folder written into it)."""
+    from lesionqsm.cli import main
+
+    (raw.parent / 'link_to_bids').symlink_to(raw)
+    before = {p: p.read_bytes() for p in raw.rglob('*') if p.is_file()}
+    folders = sorted(p for p in raw.rglob('*') if p.is_dir())
+    code = main([str(raw), str(raw.parent / where), 'participant', '--skip-bids-validation',
+                 '-w', str(raw.parent / 'work')])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f'lesionqsm: error: output_dir {raw.parent / where}' in err and 'Traceback' not in err
+    assert {p: p.read_bytes() for p in raw.rglob('*') if p.is_file()} == before
+    assert sorted(p for p in raw.rglob('*') if p.is_dir()) == folders
+
+
+def test_cli_refuses_output_with_a_link_out(raw, tmp_path, capsys):
+    from lesionqsm.cli import main
+
+    out, outside = tmp_path / 'out', tmp_path / 'outside'
+    outside.mkdir()
+    out.mkdir()
+    (out / 'logs').symlink_to(outside, target_is_directory=True)
+    code = main([str(raw), str(out), 'participant', '--skip-bids-validation'])
+    assert code == 2
+    assert f'{out / "logs"}: symbolic link to {outside}' in capsys.readouterr().err
+    assert list(outside.iterdir()) == []

@@ -193,3 +193,17 @@ def test_ragged_lesion_table_names_the_file(standard_bids):
     write_tsv(path, ['lesion_id', 'detected_session', 'rim'], [(1, '01', 'positive', 'x', 'y')])
     (error,) = collect_subject(standard_bids.root, '01').lesion_errors
     assert error.file == str(path) and 'not a readable TSV table' in error.message
+
+
+def test_participants_table_problems_are_named(tiny_bids):
+    from lesionqsm.bids.layout import check_participants_table
+
+    assert check_participants_table(tiny_bids.root) == []
+    write_tsv(tiny_bids.root / 'participants.tsv', ['participant_id', 'age'],
+              [('sub-01', 30), ('sub-02', 40), ('sub-01', 31), ('01 x', 5)])
+    messages = [str(p) for p in check_participants_table(tiny_bids.root)]
+    assert messages == [
+        f'{tiny_bids.root / "participants.tsv"}: line 4: participant_id sub-01 is listed again '
+        '(first on line 2)',
+        f'{tiny_bids.root / "participants.tsv"}: line 5: participant_id \'01 x\' is not '
+        'sub-<label> (letters and digits)']
