@@ -201,6 +201,7 @@ def _run_cases(bids, pristine, files, corrupt, n_cases, rng, *, reuse_layout, cl
     return outcomes
 
 
+@pytest.mark.slow
 def test_fuzzed_discovery_fails_clearly_or_works(dataset):
     bids, pristine = dataset
     clean = {s: _summary(collect_subject(bids, s, strict=False)) for s in ('01', '02')}
