@@ -50,7 +50,7 @@ def read_crash(crash_file):
     Returns
     -------
     node : str
-        The node's full name (``lesionqsm_wf.sub_01_wf.ses_01_qsm_wf.gather_echoes``), or the
+        The node's full name (``lesionqsm_wf.sub_01_wf.ses_01_qsm_wf.prepare_echoes``), or the
         file name when the crash file cannot be read.
     reason : str
         The exception's message, without traceback or exception class.

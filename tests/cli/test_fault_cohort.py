@@ -71,7 +71,7 @@ def _echo_time_as_bool(anat):
 
 
 def _nan_magnitude(anat):
-    """Passes discovery (values are not read for NaN there); the echo-gathering step refuses."""
+    """Passes discovery (values are not read for NaN there); the echo-preparing step refuses."""
     path = gre(anat, 2, 'mag')
     img = nb.load(path)
     data = np.asanyarray(img.dataobj).astype(np.float32)
@@ -79,7 +79,7 @@ def _nan_magnitude(anat):
     header = img.header.copy()
     header.set_data_dtype(np.float32)
     nb.save(nb.Nifti1Image(data, img.affine, header), path)
-    return path, 'gather_echoes failed: '
+    return path, 'prepare_echoes failed: '
 
 
 FAULTS = {'03': _deep_sidecar, '04': _four_d_magnitude, '05': _single_slice,
@@ -175,8 +175,8 @@ def test_rerun_restores_deleted_and_altered_outputs(tiny_ses01_run, tmp_path, le
     assert run.code == 0
     out = tmp_path / 'out'
     assert lesionqsm_cli(run.bids, out, run.work) == 0
-    first_step = (run.work / 'lesionqsm_wf' / 'sub_01_wf' / 'ses_01_qsm_wf' / 'gather_echoes'
-                  / 'result_gather_echoes.pklz')
+    first_step = (run.work / 'lesionqsm_wf' / 'sub_01_wf' / 'ses_01_qsm_wf' / 'prepare_echoes'
+                  / 'result_prepare_echoes.pklz')
     computed_at = first_step.stat().st_mtime
     shutil.rmtree(out / 'sub-01')
     altered = out / 'sub-02' / 'ses-01' / 'anat' / 'sub-02_ses-01_desc-brain_mask.json'
