@@ -40,20 +40,12 @@ def main(argv=None):
         except OptionError as exc:
             parser.error(f'{opts.config or "options"}: {exc}')
     opts.output_dir = opts.output_dir.expanduser().absolute()
-    if opts.output_dir == opts.bids_dir:
-        parser.error('output_dir must differ from bids_dir')
-    try:
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        probe = opts.output_dir / '.lesionqsm_write_test'
-        probe.write_text('')
-        probe.unlink()
-    except OSError as exc:
-        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
-              file=sys.stderr)
-        return 2
     if opts.work_dir is None:
         opts.work_dir = opts.output_dir.parent / f'{opts.output_dir.name}_work'
     opts.work_dir = opts.work_dir.expanduser().absolute()
+    code = _check_write_locations(opts)
+    if code:
+        return code
 
     from .run import run_participant, setup_logging
 
@@ -74,6 +66,32 @@ def main(argv=None):
     except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
         LOGGER.error('%s', exc)
         return 2
+
+
+def _check_write_locations(opts):
+    """Refuse output/work folders that would write into an input dataset or through a link
+    out of the output folder; then check the output folder is writable. Nothing is written
+    before these checks pass. Returns 0, or 2 after printing the reason."""
+    from ..bids.locations import check_no_links_out, check_write_locations
+
+    try:
+        check_write_locations(opts.bids_dir, output_dir=opts.output_dir, work_dir=opts.work_dir,
+                              lesions_dir=getattr(opts, 'lesions_dir', None))
+        if opts.output_dir.is_dir():
+            check_no_links_out(opts.output_dir)
+    except (ValueError, OSError) as exc:
+        print(f'lesionqsm: error: {exc}', file=sys.stderr)
+        return 2
+    try:
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        probe = opts.output_dir / '.lesionqsm_write_test'
+        probe.write_text('')
+        probe.unlink()
+    except OSError as exc:
+        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def options_reference():

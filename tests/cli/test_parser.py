@@ -34,7 +34,8 @@ def test_bad_plugin_args_json(tmp_path, capsys):
 def test_unwritable_output_dir_exit_code(tmp_path, capsys):
     blocker = tmp_path / 'a_file'
     blocker.write_text('')
-    code = main([str(tmp_path), str(blocker / 'out'), 'participant',
+    (tmp_path / 'bids').mkdir()
+    code = main([str(tmp_path / 'bids'), str(blocker / 'out'), 'participant',
                  '--skip-bids-validation'])
     assert code == 2
     assert 'cannot write to' in capsys.readouterr().err
