@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
-$SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
 if ! command -v chromium >/dev/null 2>&1; then
     echo "ci: chromium was not installed; the browser tests will fail" >&2
     exit 1

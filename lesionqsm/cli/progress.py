@@ -165,3 +165,31 @@ def default_reporter():
     if not _DEFAULT:
         _DEFAULT.append(ProgressReporter())
     return _DEFAULT[0]
+
+
+def closing_lines(output_dir, *, level, bids_dir=None, reports=(), citation=None):
+    """What the console says at the end of a level: where things are and what comes next.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The derivatives dataset.
+    level : {'participant', 'group'}
+    bids_dir : str or Path, optional
+        The raw dataset (for the next command).
+    reports : sequence of str or Path
+        HTML reports written.
+    citation : str or Path, optional
+        The methods boilerplate (``logs/CITATION.md``).
+
+    Returns
+    -------
+    list of str
+    """
+    lines = [f'outputs: {output_dir}']
+    lines += [f'report: {path}' for path in reports]
+    if citation:
+        lines.append(f'methods boilerplate: {citation}')
+    if level == 'participant':
+        lines.append(f'next: lesionqsm {bids_dir or "BIDS_DIR"} {output_dir} group')
+    return lines

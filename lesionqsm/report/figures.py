@@ -129,12 +129,12 @@ def trajectory_figure(fit, *, ylabel='χ lesion − NAWM (ppb)', title=None, tab
               borderaxespad=0.0)
     text = figure_caption(fit, n_lesions, ranges, outside)
     fig.lesionqsm_caption = text
-    bottom = 0.16
+    bottom = 0.12
     if caption:
-        wrapped = textwrap.fill(text, 125)
-        fig.text(0.01, 0.01, wrapped, fontsize=6.5, va='bottom', ha='left', color='0.2')
-        bottom = 0.16 + 0.028 * wrapped.count('\n')
-    fig.subplots_adjust(left=0.09, right=0.66, top=0.92 if title else 0.96, bottom=bottom + 0.1)
+        wrapped = textwrap.fill(text, 150)
+        fig.text(0.01, 0.015, wrapped, fontsize=6.5, va='bottom', ha='left', color='0.2')
+        bottom += 0.03 * (wrapped.count('\n') + 1)
+    fig.subplots_adjust(left=0.09, right=0.66, top=0.92 if title else 0.96, bottom=bottom)
     return fig
 
 

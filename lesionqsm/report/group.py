@@ -49,6 +49,7 @@ class Model:
     coefficients: tuple = ((), ())
     files: list = field(default_factory=list)  # relative paths of the model's files
     error: str = ''
+    difference: str = 'between the groups'
 
 
 @dataclass
@@ -67,6 +68,7 @@ def _read_tsv(path):
 
 
 def _num(value, digits=3):
+    """Fixed-point text of a number (one decimal from 100 up, scientific below 10^-digits)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -75,7 +77,7 @@ def _num(value, digits=3):
         return 'n/a'
     if number != 0 and abs(number) < 10 ** -digits:
         return f'{number:.2e}'
-    return f'{number:.{digits}g}' if abs(number) >= 1000 else f'{number:.{digits}f}'
+    return f'{number:.1f}' if abs(number) >= 100 else f'{number:.{digits}f}'
 
 
 def _p(value):
@@ -287,6 +289,9 @@ def write_group_report(output_dir):
         if fitted:
             model.formula = model_formula(fitted)
             model.facts = _facts(fitted)
+            reference = fitted.get('reference_rim', 'positive')
+            other = 'negative' if reference == 'positive' else 'positive'
+            model.difference = f'{_RIM[other]} minus {_RIM.get(reference, reference)}'
         else:
             model.error = (summary.get('errors') or {}).get(key, 'not fitted')
         means = _read_tsv(group_dir / f'group_desc-{desc}_fittedmeans.tsv')
