@@ -181,7 +181,7 @@ def methods_facts(output_dir):
             references.update(['jenkinson2002flirt'])
         elif 'simpleitk' in text or 'builtin' in text or 'built-in' in text:
             references.update(['lowekamp2013simpleitk'])
-    if not engines:  # engine not recorded: either may have been used
+    if chi and not engines:  # engine not recorded: either may have been used
         references.update(['jenkinson2002flirt', 'lowekamp2013simpleitk'])
     references.update(['gorgolewski2011nipype', 'zhang2019ajnr'])
     model = summary.get('susceptibility_model') or None

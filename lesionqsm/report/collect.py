@@ -6,6 +6,7 @@ made again at any time, for any finished or failed run.
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from .logs import LogRecord, crash_reports, read_run_log
 __all__ = ['Visit', 'SubjectRun', 'collect_subject', 'parse_bids_name', 'raw_dataset_dir']
 
 _NIFTI_EXT = ('.nii.gz', '.nii')
+#: A progress line of :class:`lesionqsm.cli.progress.ProgressReporter` ('[5/122 00:05] ...').
+_PROGRESS = re.compile(r'^\[\d+(?:/\d+)? [\d:]+\] ')
 
 
 def parse_bids_name(name):
@@ -291,8 +294,10 @@ def collect_subject(output_dir, subject, *, bids_dir=None, lesions_dir=None):
     log_file, records, subject_errors = read_run_log(output_dir, 'participant', subject)
     crashes = crash_reports(output_dir, subject, since=log_file)
     for record in records:
-        if record.level in ('ERROR', 'CRITICAL') and record.session in visits:
-            visits[record.session].errors.append(record.message)
+        # lesionqsm's own errors name the cause; nipype's repeat the crash file's traceback
+        if (record.level in ('ERROR', 'CRITICAL') and record.session in visits
+                and record.name.startswith('lesionqsm') and not _PROGRESS.match(record.message)):
+            visits[record.session].errors.append(record.message.splitlines()[0])
     for crash in crashes:
         if crash.session in visits:
             visits[crash.session].crashes.append(crash)

@@ -126,11 +126,15 @@ def read_run_log(output_dir, level, subject=None):
     return path, records, failures
 
 
+_QUALIFIED = re.compile(r'^(?:[A-Za-z_]\w*\.)+(\w+(?:Error|Exception|Exit)): ')
+
+
 def _last_error_line(text):
+    """The exception line of a traceback, without the exception's module path."""
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
         if line and not line.startswith(('File ', '^', '~')):
-            return line
+            return _QUALIFIED.sub(r'\1: ', line)
     return 'unknown error'
 
 

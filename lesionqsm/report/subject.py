@@ -79,10 +79,10 @@ class _FigureWriter:
     def __init__(self, output_dir, subject):
         self.output_dir = Path(output_dir)
         self.folder = self.output_dir / f'sub-{subject}' / 'figures'
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.subject = subject
 
     def __call__(self, fig, name, caption, alt=''):
+        self.folder.mkdir(parents=True, exist_ok=True)  # not for a subject without figures
         path = self.folder / f'sub-{self.subject}_{name}.svg'
         _save_svg(fig, path)
         return Figure(src=path.relative_to(self.output_dir).as_posix(), caption=caption,
@@ -384,6 +384,11 @@ def _warnings(run):
         if region.replace(' ', '_').lower() == 'whole_brain':
             found.append(('sidecar', visit.label,
                           'χ is referenced to the whole brain: no ventricular CSF was found'))
+    for visit in run.visits:
+        meta = visit.sidecars.get('xfm_gre_to_baseline', {})
+        engine = next((str(meta[k]) for k in ('Engine', 'RegistrationEngine') if k in meta), '')
+        if engine and 'flirt' not in engine.lower():
+            found.append(('sidecar', visit.label, f'registered with {engine}, not FSL FLIRT'))
     for record in run.log_records:
         if record.level == 'WARNING':
             found.append(('log', record.time, record.message.splitlines()[0]))

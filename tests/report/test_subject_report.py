@@ -67,7 +67,8 @@ def test_every_lesion_has_roi_and_trajectory(report_run):
         assert f'sub-01/figures/sub-01_desc-lesion{lesion}_trajectory.svg' in sources
         assert 'NAWM shell (1-5 mm' in section
     # the lesion table is shown row by row: one row per lesion × visit
-    rows = _section(html, 'lesions').split('<table id="lesion-table">')[1].count('<tr>') - 1
+    table_html = html.split('<table id="lesion-table">')[1].split('</table>')[0]
+    rows = table_html.count('<tr>') - 1
     assert rows == len(table)
 
 
