@@ -34,7 +34,7 @@ def _check(browser, path, screenshot_name, *, min_images):
     assert result.missing_links == [], result.missing_links
     assert not is_blank(result.screenshot)
     target = os.environ.get('LESIONQSM_SCREENSHOT_DIR')
-    if target:
+    if target and screenshot_name:
         Path(target).mkdir(parents=True, exist_ok=True)
         (Path(target) / screenshot_name).write_bytes(result.screenshot)
     return result
@@ -55,8 +55,7 @@ def test_group_report_in_the_browser(browser, group_run):
 def test_citation_in_the_browser(browser, report_run, group_run):
     result = _check(browser, group_run.citation['html'], 'report_citation.png', min_images=0)
     assert 'Methods boilerplate' in result.text
-    _check(browser, report_run.citation['html'], 'report_citation_participant.png',
-           min_images=0)
+    _check(browser, report_run.citation['html'], None, min_images=0)
 
 
 def test_broken_report_is_caught(browser, tmp_path, report_run):
