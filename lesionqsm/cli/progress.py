@@ -21,6 +21,8 @@ _SESSION_PREFIX = re.compile(r'^ses_[A-Za-z0-9]+_')
 #: Node name (without its ``ses_<label>_`` prefix) -> the step in plain words.
 STEP_NAMES = {
     'gather_echoes': 'echo loading and checks',
+    'prepare_echoes': 'echo loading and checks',
+    'gather_decisions': 'step decisions gathered',
     'brain_mask': 'brain mask',
     'fit_echoes': 'multi-echo field fit',
     'unwrap': 'phase unwrapping',

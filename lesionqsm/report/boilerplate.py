@@ -102,6 +102,7 @@ REFERENCES = {r.key: r for r in (
 )}
 
 
+_ENGINES = {'builtin': 'the built-in rigid engine (SimpleITK)', 'flirt': 'FSL FLIRT'}
 _REGIONS = {'ventricular_csf': 'the ventricular CSF',
             'whole_brain': 'the whole brain (no ventricular CSF was found)'}
 
@@ -125,7 +126,8 @@ def _values(sidecars, *keys):
     """Distinct values of the first key found, over sidecars and their parameter blocks."""
     found = Counter()
     for meta in sidecars:
-        blocks = [meta, meta.get('AlgorithmParameters') or {}, meta.get('QSMParameters') or {}]
+        blocks = [meta] + [meta.get(k) or {} for k in ('AlgorithmParameters', 'Options',
+                                                       'Decisions', 'QSMParameters')]
         for key in keys:
             hit = next((b[key] for b in blocks if key in b), None)
             if hit is not None:
@@ -208,14 +210,17 @@ def methods_facts(output_dir):
                               if isinstance(v, int | float)], 'ms'),
         'echo_fit': _one(_values(chi, 'echo_fit', 'field_fit', 'EchoFit')),
         'unwrapping': _one(_values(chi, 'unwrapping', 'Unwrapping', 'unwrap_method')),
-        'mask': _one(_values(chi, 'mask_method', 'BrainMask', 'brain_mask')),
+        'mask_source': _one([v for v in _values(chi, 'brain_mask') if isinstance(v, str)]),
+        'mask_threshold': _one(_values(chi, 'mask_threshold')),
+        'mask_opening': _one(_values(chi, 'mask_opening_mm'), 'mm'),
+        'mask_erosion': _one(_values(chi, 'mask_erosion_mm'), 'mm'),
         'background': _one(background),
         'r2star': _one(r2star),
         'csf_threshold': _one(_values(chi, 'csf_r2star_threshold', 'CSFR2starThreshold'),
                               '1/s'),
         'phase_sign': _one(_values(chi, 'phase_sign', 'PhaseSign')),
         'regions': dict(regions),
-        'engine': _one(engines),
+        'engine': _one([_ENGINES.get(str(e).lower(), e) for e in engines]),
         'cost': _one(_values(xfm, 'Cost', 'cost', 'CostFunction')),
         'dof': _one(_values(xfm, 'DegreesOfFreedom', 'dof')),
         'estimator': estimator,

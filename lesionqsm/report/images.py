@@ -1,8 +1,8 @@
 """Load the run's images for display and bring them onto one grid with the written transforms.
 
 Transforms are read as written by the run (FSL FLIRT convention, ``*_xfm.mat``) and applied
-with :mod:`lesionqsm.interfaces.fsl_matrix`; lesion ROIs are carried from their FLAIR grid with
-the same partial-volume rule as the pipeline (:func:`lesionqsm.qsm.roi.partial_volume_fraction`).
+with :mod:`lesionqsm.registration.fsl_matrix`; lesion ROIs are carried from their FLAIR grid
+with the pipeline's partial-volume rule (:mod:`lesionqsm.lesions.fractions`).
 """
 
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ import nibabel as nb
 import numpy as np
 from scipy import ndimage
 
-from ..interfaces.fsl_matrix import fsl_to_world, read_fsl_matrix
+from ..registration.fsl_matrix import fsl_to_world, read_fsl_matrix
 
 __all__ = ['Grid', 'load', 'world_from_xfm', 'resample', 'same_grid']
 

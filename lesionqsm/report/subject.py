@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import __version__
 from ..bids.images import atomic_write_bytes, atomic_write_text
-from ..qsm.roi import nawm_shell, partial_volume_fraction
+from ..lesions.fractions import partial_volume_fraction
+from ..lesions.regions import nawm_shell
 from . import images, slices
 from .collect import collect_subject
 from .figures import lesion_trajectory_figure
@@ -105,9 +106,14 @@ def _parameters(sidecar):
     for key in ('Algorithm', 'QSMAlgorithm', 'ReferenceRegion', 'AlgorithmVersion'):
         if key in sidecar:
             rows.append((key, _format(sidecar[key])))
-    for group in ('AlgorithmParameters', 'QSMParameters'):
+    seen = {name for name, _ in rows}
+    for group in ('AlgorithmParameters', 'QSMParameters', 'Options', 'Decisions'):
         for key, value in (sidecar.get(group) or {}).items():
-            rows.append((key, _format(value)))
+            small = not isinstance(value, dict) and not (isinstance(value, list)
+                                                         and len(value) > 6)
+            if key not in seen and small:  # a short value, shown once
+                seen.add(key)
+                rows.append((key, _format(value)))
     return rows
 
 
