@@ -95,10 +95,15 @@ REFERENCES = {r.key: r for r in (
               'Quantitative susceptibility mapping of time-dependent susceptibility changes in '
               'multiple sclerosis lesions', 'American Journal of Neuroradiology', 2019, '40',
               '987--993', '10.3174/ajnr.A6071'),
-    Reference('seabold2010statsmodels', 'inproceedings', 'Seabold, Skipper and Perktold, Josef',
-              'Statsmodels: econometric and statistical modeling with Python',
-              'Proceedings of the 9th Python in Science Conference', 2010, '', '92--96',
-              '10.25080/Majora-92bf1922-011'),
+    Reference('bates2015lme4', 'article',
+              'Bates, Douglas and Mächler, Martin and Bolker, Ben and Walker, Steve',
+              'Fitting linear mixed-effects models using lme4', 'Journal of Statistical Software',
+              2015, '67', '1--48', '10.18637/jss.v067.i01'),
+    Reference('kuznetsova2017lmertest', 'article',
+              'Kuznetsova, Alexandra and Brockhoff, Per B. and Christensen, Rune H. B.',
+              'lmerTest package: tests in linear mixed effects models',
+              'Journal of Statistical Software', 2017, '82', '1--26',
+              '10.18637/jss.v082.i13'),
 )}
 
 
@@ -188,7 +193,9 @@ def methods_facts(output_dir):
     references.update(['gorgolewski2011nipype', 'zhang2019ajnr'])
     model = summary.get('susceptibility_model') or None
     if model:
-        references.update(['seabold2010statsmodels'])
+        references.update(['bates2015lme4'])
+        if 'satterthwaite' in str(model.get('inference', '')).lower():
+            references.update(['kuznetsova2017lmertest'])
     estimator = None
     for dictionary in dictionaries:
         text = (dictionary.get('chi_rel_ppb') or {}).get('Description')

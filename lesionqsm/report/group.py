@@ -107,6 +107,12 @@ def model_formula(summary):
     return f'{response} ~ ' + ' + '.join(terms + random)
 
 
+def _format_inference(value):
+    if isinstance(value, dict):
+        return '; '.join(f'{k}: {v}' for k, v in value.items())
+    return 'n/a' if value is None else str(value)
+
+
 def _facts(summary):
     options = summary.get('options') or {}
     by_rim = summary.get('n_lesions_by_rim') or {}
@@ -121,9 +127,10 @@ def _facts(summary):
         ('Time points of the basis',
          ', '.join(f'{a:.2f}' for a in summary.get('age_points_years') or []) or 'n/a'),
         ('Reference group', _RIM.get(summary.get('reference_rim'), 'n/a')),
-        ('Estimation', f"{summary.get('method', 'REML')}; converged: "
-                       f"{summary.get('converged', 'n/a')}; singular: "
-                       f"{summary.get('singular', 'n/a')}"),
+        ('Estimation', f"{summary.get('method', 'REML')}; optimum verified: "
+                       f"{summary.get('optimum_checked', summary.get('converged', 'n/a'))}; "
+                       f"singular: {summary.get('singular', 'n/a')}"),
+        ('Inference', _format_inference(summary.get('inference'))),
         ('Covariates held at (figures, Table)',
          covariates_phrase(summary.get('covariate_means') or {})),
     ]
@@ -304,14 +311,16 @@ def write_group_report(output_dir):
             ['term', 'estimate', 'se', 'ci_low', 'ci_high', 'statistic', 'p_value'])
         models.append(model)
     errors = [f'{k}: {v}' for k, v in (summary.get('errors') or {}).items()]
+    unverified = [f'{name}: the optimum of the fit could not be verified'
+                  for name in summary.get('optimum_not_verified') or []]
     log_file, records, _ = read_run_log(output_dir, 'group')
     figures = _group_figures(output_dir, group_dir) + _observed_figures(output_dir, group_dir)
     provenance = [(k, str(summary[k])) for k in ('lesionqsm_version', 'version', 'command',
                                                   'algorithm_version') if k in summary]
     html_text = render(
         'group.html', models=models, figures=figures, results=summary.get('results') or [],
-        errors=errors, warnings=[r.message.splitlines()[0] for r in records
-                                 if r.level == 'WARNING'],
+        errors=errors, warnings=unverified + [r.message.splitlines()[0] for r in records
+                                              if r.level == 'WARNING'],
         log_file=log_file.relative_to(output_dir).as_posix() if log_file else None,
         summary_file=(summary_path.relative_to(output_dir).as_posix()
                       if summary_path.exists() else None),
