@@ -62,14 +62,14 @@ def default_lesions_dir(bids_dir):
 
 
 def progress_callback(node, status):
-    """nipype status callback: one line per finished node, prefixed by subject and visit."""
-    if status not in ('end', 'exception'):
-        return
-    parts = node.fullname.split('.')
-    where = ' '.join(p.replace('_wf', '').replace('_', '-', 1) for p in parts[1:-1]
-                     if p.startswith(('sub_', 'ses_')))
-    verb = 'done' if status == 'end' else 'FAILED'
-    LOGGER.info('[%s] %s %s', where or 'group', node.name, verb)
+    """nipype status callback: one line per finished node with its count, time and step.
+
+    A shared :class:`~lesionqsm.cli.progress.ProgressReporter` without a total (its clock
+    starts at the first node); ``ProgressReporter.for_workflow(workflow)`` also knows the total.
+    """
+    from .progress import default_reporter
+
+    default_reporter()(node, status)
 
 
 def build_participant_workflow(opts, subjects_data, config):
