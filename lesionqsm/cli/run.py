@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import __version__
 from .crashes import summarise_crashes
+from .progress import ProgressReporter, closing_lines
 
 LOGGER = logging.getLogger('lesionqsm')
 
@@ -184,7 +185,7 @@ def run_participant(opts, config):
             work_dir=opts.work_dir, crashdump_dir=crash_dir,
             stop_on_first_crash=opts.stop_on_first_crash, workflow=workflow)
         if plugin in ('Linear', 'MultiProc'):
-            plugin_args.setdefault('status_callback', progress_callback)
+            plugin_args.setdefault('status_callback', ProgressReporter.for_workflow(workflow))
         if plugin.startswith('SLURM'):
             apply_node_resources(workflow, sbatch_args=opts.sbatch_args)
         started = time.time()
@@ -216,7 +217,34 @@ def run_participant(opts, config):
             failures.setdefault(subject, 'not processed or incomplete: --stop-on-first-crash '
                                          f'ended the run at the failure of sub-{first}')
     report_outcome(subjects, failures)
+    write_participant_reports(opts, subjects)
     return 1 if failures else 0
+
+
+def write_participant_reports(opts, subjects):
+    """Per-subject HTML reports and the methods boilerplate, then where everything is.
+
+    A report that cannot be written is a warning: it never changes the run's outcome.
+    """
+    from ..report import write_citation, write_subject_report
+
+    output_dir = Path(opts.output_dir)
+    lesions_dir = Path(opts.lesions_dir or default_lesions_dir(opts.bids_dir))
+    reports, citation = [], None
+    for subject in subjects:
+        try:
+            reports.append(write_subject_report(
+                output_dir, subject, bids_dir=opts.bids_dir,
+                lesions_dir=lesions_dir if lesions_dir.is_dir() else None))
+        except (OSError, ValueError) as exc:
+            LOGGER.warning('sub-%s: the report could not be written: %s', subject, exc)
+    try:
+        citation = write_citation(output_dir)['md']
+    except (OSError, ValueError) as exc:
+        LOGGER.warning('the methods boilerplate could not be written: %s', exc)
+    for line in closing_lines(output_dir, level='participant', bids_dir=opts.bids_dir,
+                              reports=reports, citation=citation):
+        LOGGER.info('%s', line)
 
 
 def _visit_status(session):

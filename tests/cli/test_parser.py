@@ -65,6 +65,7 @@ def test_config_unknown_parameter_is_named(tmp_path):
     ({'lesions': {'nawm_inner_mm': 6.0}}, 'nawm_inner_mm .6.0. must be below nawm_outer_mm'),
     ({'lesions': {'estimator': 'mean'}}, "lesions.estimator: must be one of"),
     ({'stats': {}}, "unknown section 'stats'"),
+    ({'group': {'degre': 3}}, 'group.degre: unknown option'),
 ])
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, config, message):
     """Every bad option is refused at start-up (exit 2), the key and the allowed values named,
