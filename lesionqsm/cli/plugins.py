@@ -70,7 +70,6 @@ NIPYPE_POLL_SECONDS = 2.0
 #: ``timestamp`` (size and modification time, a ``stat`` per file) or ``content`` (MD5 of
 #: every byte, read again for every node on every run). See :func:`configure_execution`.
 HASH_METHODS = ('timestamp', 'content')
-DEFAULT_HASH_METHOD = 'timestamp'
 
 
 def ensure_logname():
@@ -132,7 +131,9 @@ def configure_execution(
         Where nipype writes crash files; default ``work_dir/crash``.
     hash_method : {'timestamp', 'content'}, optional
         How file inputs are hashed to decide whether a node's cached result is valid
-        (default ``timestamp``). ``timestamp`` compares each file's size and modification
+        (default ``timestamp`` on this machine, ``content`` under SLURM, where the driver and
+        the jobs see a file through different hosts' attribute caches of a shared file
+        system). ``timestamp`` compares each file's size and modification
         time: a rerun costs one ``stat`` per file, but a file rewritten with the same size and
         time (``cp -p``, ``rsync -t`` of another version, a write within the file system's
         time resolution) is not noticed, and a file touched or copied without its time
@@ -178,7 +179,7 @@ def configure_execution(
     if job_finished_timeout is None:
         job_finished_timeout = plugin_args.pop('job_finished_timeout', None)
     if hash_method is None:
-        hash_method = plugin_args.pop('hash_method', DEFAULT_HASH_METHOD)
+        hash_method = plugin_args.pop('hash_method', 'content' if slurm else 'timestamp')
     if eager is None:
         eager = bool(plugin_args.pop('eager', True))
     eager = eager and plugin == 'MultiProc'

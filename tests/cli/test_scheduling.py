@@ -24,7 +24,7 @@ from nipype.pipeline.plugins.multiproc import MultiProcPlugin
 
 from lesionqsm.cli.eager import EagerMultiProcPlugin
 from lesionqsm.cli.parser import build_parser
-from lesionqsm.cli.plugins import configure_execution
+from lesionqsm.cli.plugins import EXECUTION_KEY, configure_execution
 from lesionqsm.cli.resources import available_memory_gb
 
 DEPTH, WIDTH = 4, 3  # a chain of 4 nodes in each of 3 branches
@@ -195,6 +195,20 @@ def test_dead_worker_fails_the_run_instead_of_hanging(tmp_path):
     with pytest.raises(RuntimeError):
         _run(_toy_wf(work, files, (1, 98, 3)), work)
     assert not (work / 'toy' / 'b1_n0' / 'value.txt').exists()
+
+
+def test_hash_method_per_plugin(tmp_path):
+    """stat on this machine; file contents under SLURM (hosts' attribute caches differ)."""
+    configure_execution(plugin='Linear', nprocs=1, mem_gb=1, work_dir=tmp_path)
+    assert nipype_config.get('execution', 'hash_method') == 'timestamp'
+    _, args = configure_execution(plugin='SLURM', nprocs=1, mem_gb=1, work_dir=tmp_path)
+    assert args[EXECUTION_KEY]['hash_method'] == 'content'
+    _, args = configure_execution(plugin='SLURM', nprocs=1, mem_gb=1, work_dir=tmp_path,
+                                  plugin_args={'hash_method': 'timestamp'})
+    assert args[EXECUTION_KEY]['hash_method'] == 'timestamp'
+    with pytest.raises(ValueError, match="hash_method must be one of timestamp, content"):
+        configure_execution(plugin='Linear', nprocs=1, mem_gb=1, work_dir=tmp_path,
+                            hash_method='mtime')
 
 
 def test_execution_defaults_follow_the_machine(tmp_path):
