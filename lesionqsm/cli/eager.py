@@ -3,11 +3,11 @@
 nipype's MultiProc plugin works in passes: collect finished jobs, start what is ready, sleep
 ``poll_sleep_duration`` (2 s by default), repeat. A node whose result is cached is skipped in
 a pass, but it still takes its CPUs from that pass's budget, and the nodes it releases wait for
-the next pass: a rerun that changes nothing skips about one node per pass on 2 CPUs (250 s for
-the 122 nodes of the tiny cohort). :class:`EagerMultiProcPlugin` fixes both: in each pass it
-first skips every ready node whose result is cached, again and again until none is left
-(without taking CPUs), and between passes it waits for a job to finish instead of sleeping a
-fixed time.
+the next pass: a rerun that changes nothing skips about one node per pass on 2 CPUs (122 s of
+scheduling for the 122 nodes of the tiny cohort). :class:`EagerMultiProcPlugin` fixes both:
+in each pass it first skips every ready node whose result is cached, again and again until
+none is left (without taking CPUs), and between passes it waits for a job to finish instead
+of sleeping a fixed time.
 """
 
 import sys
