@@ -3,15 +3,19 @@
 For each cohort size the participant level runs three times on one work directory: a first
 run, a rerun with nothing changed, and a rerun with MEDI's λ changed. This is done twice in
 the same process, with lesionqsm's execution settings (the eager MultiProc, timestamp
-hashing) and with nipype's defaults (its MultiProc, 2 s polls, content hashing), on separate
-copies of the work directory, and the table gives the ratio.
+hashing) and with nipype's defaults (its MultiProc, 2 s polls, content hashing), each on its
+own work directory, one mode's run right after the other's (so that a change in the machine's
+load hits both alike), and the table gives the ratio.
 
 Columns: ``nodes`` in the workflow; wall time of the ``first`` run, of the ``no-op`` rerun
 and of the ``λ`` rerun (seconds, the whole command: Python start-up, dataset discovery and
 building the workflow included); ``start`` the no-op rerun's time before nipype starts
 scheduling; ``per node`` the no-op rerun's scheduling time (from nipype's "Running in
 parallel" to the end of the run, in its log) divided by the nodes; ``ran`` the nodes each
-rerun executed, read from nipype's records (a node that runs rewrites its ``result_*.pklz``).
+rerun executed, read from nipype's records (a node that runs rewrites its ``result_*.pklz``);
+``idle`` the first run's scheduling time minus the sum of its nodes' own run times (nipype's
+"elapsed time") divided by ``--nprocs``: roughly the time the CPUs waited for the driver,
+less sensitive to the machine's load than the wall time.
 
 Cohorts are copies of the ``tiny`` synthetic subjects (``sub-01``, ``sub-02``, ...) under new
 labels. MEDI runs 3 Gauss-Newton iterations of at most 30 CG steps (the defaults are 10 and
@@ -35,6 +39,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from lesionqsm.cli.resources import available_cpus
+
 #: The first run's MEDI settings (shorter than the paper's, same for every run and mode).
 FAST_QSM = {'max_gn_iter': 3, 'cg_max_iter': 30}
 #: The parameter the third run changes.
@@ -45,6 +51,7 @@ MODES = {
     'nipype': {'eager': False, 'poll_sleep_duration': 2.0, 'hash_method': 'content'},
 }
 _STAMP = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ')
+_ELAPSED = re.compile(r'\[Node\] Finished "[^"]+", elapsed time ([0-9.]+)s')
 
 
 def make_cohort(source, target, n_subjects):
@@ -121,12 +128,14 @@ def run_participant(bids, out, work, config, mode_args, nprocs):
         raise RuntimeError(f'{" ".join(argv)} exited {proc.returncode}:\n{proc.stderr[-3000:]}')
     after = _result_files(work)
     (log,) = set(Path(out, 'logs').glob('lesionqsm_participant_*.log')) - logs_before
-    lines = [line for line in log.read_text().splitlines() if _STAMP.match(line)]
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if _STAMP.match(line)]
     begin = next(_log_time(line) for line in lines if 'Running in parallel' in line)
     return {
         'wall': wall,
         'start': begin - start,
         'schedule': _log_time(lines[-1]) - begin,
+        'node_seconds': sum(map(float, _ELAPSED.findall(text))),
         'nodes': len(after),
         'ran': sum(1 for path, stamp in after.items() if before.get(path) != stamp),
     }
@@ -139,24 +148,24 @@ def bench_size(root, source, n_subjects, nprocs):
     fast.write_text(json.dumps({'qsm': FAST_QSM}))
     changed = root / 'changed.json'
     changed.write_text(json.dumps({'qsm': FAST_QSM | CHANGED_QSM}))
-    rows = {}
-    for mode, mode_args in MODES.items():
-        out, work = root / f'out_{n_subjects}_{mode}', root / f'work_{n_subjects}_{mode}'
-        first = run_participant(bids, out, work, fast, mode_args, nprocs)
-        noop = run_participant(bids, out, work, fast, mode_args, nprocs)
-        lam = run_participant(bids, out, work, changed, mode_args, nprocs)
-        rows[mode] = {'first': first, 'noop': noop, 'lambda': lam}
-        print(f'  {n_subjects:>3} subject(s), {mode:<9}: first {first["wall"]:7.1f} s, '
-              f'no-op {noop["wall"]:6.1f} s ({noop["ran"]} ran), '
-              f'λ {lam["wall"]:6.1f} s ({lam["ran"]} ran)', flush=True)
-        shutil.rmtree(work)
+    rows = {mode: {} for mode in MODES}
+    for step, config in (('first', fast), ('noop', fast), ('lambda', changed)):
+        for mode, mode_args in MODES.items():
+            out, work = root / f'out_{n_subjects}_{mode}', root / f'work_{n_subjects}_{mode}'
+            row = run_participant(bids, out, work, config, mode_args, nprocs)
+            rows[mode][step] = row
+            print(f'  {n_subjects:>3} subject(s), {mode:<9} {step:<6}: {row["wall"]:7.1f} s, '
+                  f'{row["ran"]} of {row["nodes"]} nodes ran', flush=True)
+    for mode in MODES:
+        shutil.rmtree(root / f'work_{n_subjects}_{mode}')
     shutil.rmtree(bids)
     return rows
 
 
-def print_table(results):
-    header = (f'{"subjects":>8} {"mode":<10} {"nodes":>6} {"first s":>8} {"no-op s":>8} '
-              f'{"start s":>8} {"per node ms":>12} {"ran":>4} {"λ s":>7} {"ran":>4}')
+def print_table(results, nprocs):
+    header = (f'{"subjects":>8} {"mode":<10} {"nodes":>6} {"first s":>8} {"idle s":>7} '
+              f'{"no-op s":>8} {"start s":>8} {"per node ms":>12} {"ran":>4} {"λ s":>7} '
+              f'{"ran":>4}')
     print()
     print(header)
     print('-' * len(header))
@@ -164,22 +173,25 @@ def print_table(results):
         for mode, row in rows.items():
             noop, first, lam = row['noop'], row['first'], row['lambda']
             per_node = 1000 * noop['schedule'] / max(noop['nodes'], 1)
+            row['idle'] = first['schedule'] - first['node_seconds'] / nprocs
             print(f'{n_subjects:>8} {mode:<10} {noop["nodes"]:>6} {first["wall"]:>8.1f} '
-                  f'{noop["wall"]:>8.1f} {noop["start"]:>8.1f} {per_node:>12.1f} '
-                  f'{noop["ran"]:>4} {lam["wall"]:>7.1f} {lam["ran"]:>4}')
+                  f'{row["idle"]:>7.1f} {noop["wall"]:>8.1f} {noop["start"]:>8.1f} '
+                  f'{per_node:>12.1f} {noop["ran"]:>4} {lam["wall"]:>7.1f} {lam["ran"]:>4}')
         ours, theirs = rows['lesionqsm'], rows['nipype']
         ratios = [theirs[k]['wall'] / ours[k]['wall'] for k in ('first', 'noop', 'lambda')]
-        sched = (theirs['noop']['schedule'] / max(ours['noop']['schedule'], 1e-3))
-        print(f'{n_subjects:>8} {"ratio":<10} {"":>6} {ratios[0]:>8.2f} {ratios[1]:>8.2f} '
-              f'{"":>8} {sched:>12.1f} {"":>4} {ratios[2]:>7.2f}     (nipype / lesionqsm)')
+        idle = theirs['idle'] / ours['idle'] if ours['idle'] > 0 else float('nan')
+        sched = theirs['noop']['schedule'] / max(ours['noop']['schedule'], 1e-3)
+        print(f'{n_subjects:>8} {"ratio":<10} {"":>6} {ratios[0]:>8.2f} {idle:>7.2f} '
+              f'{ratios[1]:>8.2f} {"":>8} {sched:>12.1f} {"":>4} {ratios[2]:>7.2f}'
+              '     (nipype / lesionqsm)')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('sizes', nargs='*', type=int, default=[1, 5, 20],
                         help='cohort sizes in subjects')
-    parser.add_argument('--nprocs', type=int, default=None,
-                        help='--nprocs of every run (default: the participant default)')
+    parser.add_argument('--nprocs', type=int, default=available_cpus(),
+                        help='--nprocs of every run (default: the CPUs this process may use)')
     parser.add_argument('--root', type=Path, default=None,
                         help='scratch directory (default: a temporary one, removed)')
     args = parser.parse_args(argv)
@@ -194,7 +206,7 @@ def main(argv=None):
         print(f'cohorts of the tiny preset; MEDI {FAST_QSM}; λ rerun {CHANGED_QSM}; '
               f'nipype mode: {MODES["nipype"]}', flush=True)
         results = {n: bench_size(root, source, n, args.nprocs) for n in args.sizes}
-        print_table(results)
+        print_table(results, args.nprocs)
     finally:
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)
