@@ -1,7 +1,6 @@
 """Run the participant level: build one nipype workflow over the subjects and execute it."""
 
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -63,67 +62,87 @@ def default_lesions_dir(bids_dir):
 
 
 def progress_callback(node, status):
-    """nipype status callback: one line per finished node, prefixed by subject and visit."""
-    if status not in ('end', 'exception'):
-        return
-    parts = node.fullname.split('.')
-    where = ' '.join(p.replace('_wf', '').replace('_', '-', 1) for p in parts[1:-1]
-                     if p.startswith(('sub_', 'ses_')))
-    verb = 'done' if status == 'end' else 'FAILED'
-    LOGGER.info('[%s] %s %s', where or 'group', node.name, verb)
+    """nipype status callback: one line per finished node with its count, time and step.
+
+    A shared :class:`~lesionqsm.cli.progress.ProgressReporter` without a total (its clock
+    starts at the first node); ``ProgressReporter.for_workflow(workflow)`` also knows the total.
+    """
+    from .progress import default_reporter
+
+    default_reporter()(node, status)
 
 
 def build_participant_workflow(opts, subjects_data, config):
     """One top-level workflow holding a ``sub_<label>_wf`` per subject."""
     from nipype.pipeline import engine as pe
 
+    from ..registration import resolve_engine
     from ..workflows.subject import init_subject_wf
 
+    engine = resolve_engine(opts.registration)
+    LOGGER.info('registration engine: %s', 'FSL FLIRT' if engine == 'flirt'
+                else 'built-in (SimpleITK)')
     workflow = pe.Workflow(name='lesionqsm_wf', base_dir=str(opts.work_dir))
-    qsm_options = dict(config['qsm'])
-    if opts.phase_sign is not None:
-        qsm_options['phase_sign'] = opts.phase_sign
     for subject_data in subjects_data:
         subject_wf = init_subject_wf(
             subject_data, output_dir=str(opts.output_dir),
             lesions_file=None if subject_data.lesion_errors else subject_data.lesions_tsv,
-            registration=opts.registration, qsm_options=qsm_options,
-            lesion_options=dict(config['lesions']),
+            registration=engine, qsm_options=config['qsm'],
+            lesion_options=config['lesions'],
             omp_nthreads=opts.omp_nthreads)
         workflow.add_nodes([subject_wf])
     return workflow
 
 
-def run_participant(opts, config):
-    """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
-    from ..bids.layout import collect_participants, collect_subject
-    from ..bids.metadata import InputError
-    from ..bids.templates_io import write_dataset_description
-    from .plugins import apply_node_resources, configure_execution
+def discover(opts):
+    """Find and check every requested subject's inputs; nothing is written.
 
-    output_dir = Path(opts.output_dir)
+    Parameters
+    ----------
+    opts : argparse.Namespace
+        The participant command line.
+
+    Returns
+    -------
+    subjects : list of str
+        Every requested subject label (also those that failed).
+    runnable : list of SubjectData
+        Subjects with at least one visit to process.
+    failures : dict
+        subject -> the cause, in plain words, for each subject that will not be complete.
+    """
+    from ..bids.layout import check_participants_table, collect_participants, collect_subject
+    from ..bids.problems import KIND_LESION_DROPPED, KIND_LESION_TABLE, InputError
+
     lesions_dir = opts.lesions_dir or default_lesions_dir(opts.bids_dir)
     subjects = collect_participants(opts.bids_dir, opts.participant_label)
+    for problem in check_participants_table(opts.bids_dir):
+        LOGGER.warning('%s', problem)
     failures = {}
-    subjects_data = []
+    runnable = []
     for subject in subjects:
         try:
             data = collect_subject(opts.bids_dir, subject, session_label=opts.session_label,
                                    lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
                                    field_strength_override=opts.field_strength, strict=False)
-        except (InputError, ValueError) as exc:
-            failures[subject] = str(exc)
-            LOGGER.error('sub-%s: %s', subject, exc)
+        except InputError as exc:
+            failures[subject] = '; '.join(p.message for p in exc.problems)
+            for problem in exc.problems:
+                LOGGER.error('sub-%s: %s', subject, problem)
             if opts.stop_on_first_crash:
                 break
             continue
         for problem in data.problems:
-            LOGGER.warning('sub-%s: %s', subject, problem)
-        for error in data.lesion_errors:
+            if problem.kind == KIND_LESION_DROPPED:
+                LOGGER.error('sub-%s: %s', subject, problem)
+            else:
+                LOGGER.warning('sub-%s: %s', subject, problem)
+        lesion_errors = [p for p in data.lesion_errors if p.kind == KIND_LESION_TABLE]
+        for error in lesion_errors:
             LOGGER.error('sub-%s: lesion annotations: %s', subject, error)
-        if data.lesion_errors:
+        if lesion_errors:
             failures[subject] = ('no lesion table (QSM maps still written): '
-                                 + '; '.join(data.lesion_errors))
+                                 + '; '.join(p.message for p in lesion_errors))
         for session in data.sessions:
             for error in session.errors:
                 LOGGER.error('sub-%s ses-%s: %s', subject, session.session_id, error)
@@ -131,22 +150,28 @@ def run_participant(opts, config):
                                              '(the other visits were processed)')
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
                         _visit_status(session))
-        dropped = _dropped_lesions(data, opts.bids_dir, opts.session_label)
+        dropped = _dropped_lesions(data)
         if dropped:
             failures.setdefault(subject, 'lesion table written without dropped lesion(s): '
                                 + '; '.join(dropped))
-        subjects_data.append(data)
-
-    valid = []
-    for data in subjects_data:
-        if not any(s.megre is not None and s.megre.has_phase for s in data.sessions):
+        if not any(s.has_qsm_input for s in data.sessions):
             errors = [f'ses-{s.session_id}: {e}' for s in data.sessions for e in s.errors]
-            failures[data.subject] = '; '.join(errors) if errors else \
+            failures[subject] = '; '.join(errors) if errors else \
                 'no visit has multi-echo GRE with phase data'
-            LOGGER.error('sub-%s: no visit has usable multi-echo GRE with phase data',
-                         data.subject)
-        else:
-            valid.append(data)
+            LOGGER.error('sub-%s: no visit has usable multi-echo GRE with phase data', subject)
+            continue
+        runnable.append(data)
+    return subjects, runnable, failures
+
+
+def run_participant(opts, config):
+    """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
+    from ..bids.templates_io import write_dataset_description
+    from ..workflows.outputs import expected_outputs
+    from .plugins import apply_node_resources, configure_execution
+
+    output_dir = Path(opts.output_dir)
+    subjects, valid, failures = discover(opts)
 
     if valid and not (failures and opts.stop_on_first_crash):
         write_dataset_description(output_dir, bids_dir=opts.bids_dir, version=__version__,
@@ -176,6 +201,14 @@ def run_participant(opts, config):
             # than --mem-gb): nothing can be trusted as finished
             for data in valid:
                 failures.setdefault(data.subject, f'the workflow did not run: {run_error}')
+        for data in valid:
+            if data.subject in failures or (failures and opts.stop_on_first_crash):
+                continue  # (a stopped run: the others are flagged below)
+            missing = [p for p in expected_outputs(output_dir, data)
+                       if not p.is_file() or p.stat().st_size == 0]
+            if missing:
+                failures[data.subject] = (f'{len(missing)} expected output(s) missing or empty '
+                                          f'after the run, e.g. {missing[0]}')
 
     if failures and opts.stop_on_first_crash:
         first = next(iter(failures))
@@ -195,26 +228,15 @@ def _visit_status(session):
     return 'no phase data: no QSM for this visit'
 
 
-#: A lesion dropped because its detection visit is not among the processed visits.
-_NOT_A_VISIT = re.compile(r'detected at ses-([A-Za-z0-9]+), which does not exist')
-
-
-def _dropped_lesions(data, bids_dir, session_label):
+def _dropped_lesions(data):
     """Messages of annotated lesions left out of the table (each names lesions.tsv).
 
     A lesion detected at a visit that exists but was left out by ``--session-label`` is an
-    expected omission, not a failure.
+    expected omission (kind ``lesion-outside-selection``), not a failure.
     """
-    dropped = []
-    for problem in data.problems:
-        if not problem.endswith('lesion dropped'):
-            continue
-        match = _NOT_A_VISIT.search(problem)
-        if match and session_label and (
-                Path(bids_dir) / f'sub-{data.subject}' / f'ses-{match.group(1)}').is_dir():
-            continue
-        dropped.append(problem)
-    return dropped
+    from ..bids.problems import KIND_LESION_DROPPED
+
+    return [p.message for p in data.problems if p.kind == KIND_LESION_DROPPED]
 
 
 def report_outcome(subjects, failures):

@@ -1,17 +1,18 @@
 """The whole chain for one visit on the head phantom: accuracy, scale and phase-sign invariance.
 
-The phantom (3 mm isotropic, 0.8× adult size, 3 T, 5 echoes ΔTE = 5 ms, SNR 100) has air at
-+9.4 ppm around a skull, so the background field wraps inside the head; three deep grey nuclei
-(60, 80, 150 ppb), white matter at -30 ppb and five lesions (-10 to +50 ppb from white matter),
-relative to CSF = 0.  One MEDI+0 reconstruction takes ~10 s on 2 cores; two are run here.
+The phantom (:mod:`lesionqsm.synth.head_phantom`; 3 mm isotropic, 0.8× adult size, 3 T,
+5 echoes ΔTE = 5 ms, SNR 100) has air at +9.4 ppm around a skull, so the background field
+wraps inside the head; three deep grey nuclei (60, 80, 150 ppb), white matter at -30 ppb and
+five lesions (-10 to +50 ppb from white matter), relative to CSF = 0.  One MEDI+0
+reconstruction takes ~10 s on 2 cores; three are run here.
 """
 
 import numpy as np
 import pytest
-from _phantoms_a import CSF, WM, head_phantom
 
+from lesionqsm.qsm import reconstruct_session
 from lesionqsm.qsm.constants import ppm_to_radians
-from lesionqsm.qsm.pipeline import reconstruct_session
+from lesionqsm.synth.head_phantom import head_phantom, roi_errors
 
 TE = 0.005 * np.arange(1, 6)
 
@@ -29,14 +30,10 @@ def large_scale(phantom):
 
 
 def _roi_values(phantom, result):
-    """(truth, estimate) in ppb for WM, the nuclei and the lesions (lesions relative to WM)."""
-    chi, mask = result.chi_ppm, result.local_mask
-    wm = float(np.median(chi[(phantom.labels == WM) & mask]))
-    truth = [-30.0] + [1e3 * float(phantom.chi[r].mean()) for r in phantom.nuclei.values()]
-    estimate = [1e3 * wm] + [1e3 * float(chi[r & mask].mean()) for r in phantom.nuclei.values()]
-    lesion_truth = [1e3 * d for d in phantom.lesion_chi]
-    lesion_estimate = [1e3 * (float(chi[r & mask].mean()) - wm) for r in phantom.lesions]
-    return np.array(truth), np.array(estimate), np.array(lesion_truth), np.array(lesion_estimate)
+    """(truth, estimate) in ppb for WM and the nuclei, and for the lesions relative to WM."""
+    e = roi_errors(result.chi_ppm, phantom, mask=result.local_mask)
+    return (np.r_[e['wm_true'], e['nuclei_true']], np.r_[e['wm_est'], e['nuclei_est']],
+            e['lesion_true'], e['lesion_est'])
 
 
 def test_intermediate_maps(phantom, large_scale):
@@ -45,17 +42,17 @@ def test_intermediate_maps(phantom, large_scale):
     within 6 propagated σ at every voxel (P(6σ) = 2e-9 per voxel, 37k voxels), CSF mask = the
     ventricles (CSF R2* 2 /s vs ≥ 20 /s elsewhere, 20 σ apart)."""
     r = large_scale
-    brain = phantom.brain
+    brain = phantom.brain_mask
     assert 2 * np.sum(r.brain_mask & brain) / (r.brain_mask.sum() + brain.sum()) >= 0.99
     truth = ppm_to_radians(phantom.field_ppm, field_strength=3.0, delta_te=0.005)
     diff = (r.unwrapped_field_rad - truth)[r.brain_mask]
     k = np.round(np.median(diff) / (2 * np.pi))
     assert np.all(np.abs(diff - 2 * np.pi * k) < 6 * r.noise_std[r.brain_mask])
     assert r.reference == 'ventricular_csf'
-    np.testing.assert_array_equal(r.csf_mask, (phantom.labels == CSF) & r.local_mask)
-    assert r.r2star[phantom.labels == WM].mean() == pytest.approx(20.0, rel=0.02)
+    np.testing.assert_array_equal(r.csf_mask, phantom.csf_mask & r.local_mask)
+    assert r.r2star[phantom.region('wm')].mean() == pytest.approx(20.0, rel=0.02)
     assert r.delta_te == pytest.approx(0.005)
-    assert r.parameters['r2star'] == 'arlo'
+    assert r.metadata['Decisions']['r2star_method'] == 'arlo'
 
 
 def test_chi_in_rois_against_truth(phantom, large_scale):
@@ -64,7 +61,7 @@ def test_chi_in_rois_against_truth(phantom, large_scale):
     within 15 ppb, 10 % of the phantom's 150 ppb range: the 4 mm lesions are 9-12 voxels of
     3 mm, all on their surface, and TV regularisation shrinks such small contrasts by up to
     ~25 %.  Measured with PDF tol 1e-3 (benchmarks/bench_qsm_chain_accuracy_a.py --voxel 3
-    --scale 0.8): slope 0.98, median lesion error 1.3 ppb, worst ROI 8.9 ppb."""
+    --scale 0.8): slope 0.96, median lesion error 0.8 ppb, worst ROI 6.5 ppb."""
     r = large_scale
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
     truth, estimate, lesion_truth, lesion_estimate = _roi_values(phantom, r)
@@ -110,13 +107,15 @@ def test_phase_sign(phantom):
     """Conjugated echoes with phase_sign=-1 give exactly the input of the normal run
     (conjugation is exact), hence the same χ; the wrong sign flips every ROI.  TKD keeps this
     check fast: the sign is handled before any inversion."""
-    options = dict(field_strength=3.0, affine=phantom.affine, inversion='tkd')
-    normal = reconstruct_session(phantom.signal, TE, **options)
-    conjugate = reconstruct_session(np.conj(phantom.signal), TE, phase_sign=-1, **options)
+    common = dict(field_strength=3.0, affine=phantom.affine)
+    normal = reconstruct_session(phantom.signal, TE, options={'inversion': 'tkd'}, **common)
+    conjugate = reconstruct_session(np.conj(phantom.signal), TE, **common,
+                                    options={'inversion': 'tkd', 'phase_sign': -1})
     np.testing.assert_array_equal(conjugate.chi_ppm, normal.chi_ppm)
-    assert conjugate.parameters['phase_sign'] == -1
-    wrong = reconstruct_session(np.conj(phantom.signal), TE, **options)
-    pallidus = phantom.nuclei[max(phantom.nuclei)]
+    assert conjugate.metadata['Decisions']['phase_sign'] == -1
+    wrong = reconstruct_session(np.conj(phantom.signal), TE, options={'inversion': 'tkd'},
+                                **common)
+    pallidus = phantom.nuclei['pallidum']
     assert normal.chi_ppm[pallidus].mean() > 0.1     # paramagnetic is positive
     assert wrong.chi_ppm[pallidus].mean() < -0.1
 
@@ -124,43 +123,74 @@ def test_phase_sign(phantom):
 def test_fast_options_uneven_echoes(phantom):
     """LBV + TKD + Laplacian unwrapping on uneven echoes: R2* switches to log-linear, the CSF
     reference holds (mean 0), and the nuclei keep their order; TKD's known underestimation
-    (≈ 20 % at threshold 0.19) and LBV's boundary loss only allow a loose check: each nucleus
-    within 40 % of its truth."""
+    (≈ 20 % at threshold 0.19) only allows a loose check: each nucleus's contrast to white
+    matter within 25 % of its truth (measured -3, -14, -14 %).  The contrast, not the value
+    against CSF: TKD's error on the small CSF region shifts the whole map (white matter comes
+    out at -47 ppb, truth -30), which put the putamen at 40 % below its truth against CSF with
+    this phantom and the previous one alike; 25 % of the contrasts (90, 110, 180 ppb) is a
+    tighter bound in ppb than the former 40 % of the values (60, 80, 150 ppb)."""
     te = np.array([0.004, 0.008, 0.014, 0.022, 0.030])
     uneven = head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=te, snr=100.0)
     r = reconstruct_session(uneven.signal, te, field_strength=3.0, affine=uneven.affine,
-                            background='lbv', inversion='tkd', unwrapping='laplacian')
-    assert r.parameters['r2star'] == 'loglinear'
+                            options={'background': 'lbv', 'inversion': 'tkd',
+                                     'unwrapping': 'laplacian'})
+    assert r.metadata['Decisions']['r2star_method'] == 'loglinear'
+    assert any('log-linear' in w for w in r.warnings)
     assert r.reference == 'ventricular_csf'
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
-    means = [r.chi_ppm[reg & r.local_mask].mean() for reg in uneven.nuclei.values()]
-    truth = [uneven.chi[reg].mean() for reg in uneven.nuclei.values()]
-    assert np.all(np.diff(means) > 0)
-    np.testing.assert_allclose(means, truth, rtol=0.4)
+    e = roi_errors(r.chi_ppm, uneven, mask=r.local_mask)
+    assert np.all(np.diff(e['nuclei_est']) > 0)
+    np.testing.assert_allclose(e['nuclei_est'] - e['wm_est'], e['nuclei_true'] - e['wm_true'],
+                               rtol=0.25)
 
 
-def test_no_csf_gives_whole_brain_reference():
-    """Without ventricles the reference falls back to the whole brain, and says so."""
-    phantom = head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=TE, ventricles=0,
-                           lesions=False)
-    r = reconstruct_session(phantom.signal, TE, field_strength=3.0, affine=phantom.affine,
-                            inversion='tkd')
-    assert r.reference == 'whole_brain' and 'no CSF found' in r.reference_message
-    assert abs(float(np.mean(r.chi_ppm[r.local_mask], dtype=np.float64))) < 1e-6
+@pytest.fixture(scope='module')
+def no_ventricles():
+    """The head phantom without ventricles (as a small or cropped field of view)."""
+    return head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=TE, ventricles=0)
+
+
+def test_no_csf_gives_whole_brain_reference_at_full_contrast(no_ventricles):
+    """No ventricles: the reference is the whole brain, MEDI+0 runs without its CSF term (plain
+    MEDI), and contrasts keep their size.  Passing the whole brain as "CSF" to λ_CSF pulled
+    every voxel towards the brain mean and halved every contrast (slope ≈ 0.5); the slope of
+    nuclei and lesions relative to white matter must lie in [0.95, 1.05] (measured: see the
+    test's output), and the sidecar must say ``whole_brain`` and warn."""
+    phantom = no_ventricles
+    r = reconstruct_session(phantom.signal, TE, field_strength=3.0, affine=phantom.affine)
+    assert r.reference == 'whole_brain'
+    assert r.metadata['ReferenceRegion'] == 'whole_brain'
+    assert r.metadata['Decisions']['CSFTerm'] is False
+    assert any('no CSF found' in w for w in r.warnings)
+    assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
+    e = roi_errors(r.chi_ppm, phantom, mask=r.local_mask)
+    truth = np.r_[e['nuclei_true'] - e['wm_true'], e['lesion_true']]
+    estimate = np.r_[e['nuclei_est'] - e['wm_est'], e['lesion_est']]
+    slope = np.polyfit(truth, estimate, 1)[0]
+    print(f'no-ventricle phantom: ROI slope {slope:.3f}')
+    assert 0.95 <= slope <= 1.05
 
 
 def test_input_errors(phantom):
     signal, affine = phantom.signal[:8, :8, :8], phantom.affine
-    with pytest.raises(ValueError, match='phase_sign'):
-        reconstruct_session(signal, TE, field_strength=3.0, affine=affine, phase_sign=0)
+    with pytest.raises(ValueError, match='qsm.phase_sign: must be one of 1, -1, got 0'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
+                            options={'phase_sign': 0})
+    with pytest.raises(ValueError, match='qsm.lamda: unknown option; known: .*lambda_'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
+                            options={'lamda': 10})
+    with pytest.raises(ValueError, match='qsm.lambda_: must be a finite number'):
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
+                            options={'lambda_': float('nan')})
     with pytest.raises(ValueError, match='complex'):
         reconstruct_session(np.abs(signal), TE, field_strength=3.0, affine=affine)
     with pytest.raises(ValueError, match='echo times'):
         reconstruct_session(signal, TE[:3], field_strength=3.0, affine=affine)
     with pytest.raises(ValueError, match='background'):
-        reconstruct_session(signal, TE, field_strength=3.0, affine=affine, background='sharp')
+        reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
+                            options={'background': 'sharp'})
     with pytest.raises(ValueError, match='field_strength'):
         reconstruct_session(signal, TE, field_strength=0, affine=affine)
-    with pytest.raises(ValueError, match='brain_mask shape'):
+    with pytest.raises(ValueError, match='brain mask has shape'):
         reconstruct_session(signal, TE, field_strength=3.0, affine=affine,
                             brain_mask=np.ones((4, 4, 4), bool))
