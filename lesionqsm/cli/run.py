@@ -184,7 +184,7 @@ def run_participant(opts, config):
             plugin_args=opts.plugin_args, sbatch_args=opts.sbatch_args,
             work_dir=opts.work_dir, crashdump_dir=crash_dir,
             stop_on_first_crash=opts.stop_on_first_crash, workflow=workflow)
-        if plugin in ('Linear', 'MultiProc'):
+        if not plugin.startswith('SLURM'):  # Linear, MultiProc, EagerMultiProc
             plugin_args.setdefault('status_callback', ProgressReporter.for_workflow(workflow))
         if plugin.startswith('SLURM'):
             apply_node_resources(workflow, sbatch_args=opts.sbatch_args)
