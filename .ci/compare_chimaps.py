@@ -94,8 +94,8 @@ def main(argv=None):
     n_tables, table_problems = compare_tables(ref_dir, other_dir)
     n_group, group_problems = compare_group(ref_dir, other_dir)
     problems += table_problems + group_problems
-    if n_maps == 0:
-        problems.append(f'{ref_dir}: no *_Chimap.nii.gz to compare')
+    if n_maps == 0 and n_group == 0:
+        problems.append(f'{ref_dir}: no *_Chimap.nii.gz nor group model to compare')
     for line in problems:
         print(f'compare: {line}', file=sys.stderr)
     if not problems:

@@ -85,13 +85,25 @@ make_base() {
 build() {
     install_tools
     make_base
-    local conf=$CACHE/build
+    local conf=$CACHE/build py=$HOST_PYTHON
     mkdir -p "$conf"
     local extra=()
     if [ -x .venv/bin/python ]; then
-        .venv/bin/python -m pip freeze --exclude-editable --all \
+        py=.venv/bin/python
+        "$py" -m pip freeze --exclude-editable --all \
             | grep -v -E '^(pip|setuptools|wheel)==' > "$conf/venv-constraints.txt"
         extra=(--constraint "$conf/venv-constraints.txt")
+    fi
+    # Every wheel the image needs, made here, where pip's cache already holds most of them
+    # (make venv): the build then installs from this folder alone, without network.
+    rm -rf "$conf/wheels"
+    log "pip wheel: the image's Python packages into $conf/wheels"
+    if nice "$py" -m pip wheel --quiet -w "$conf/wheels" "${extra[@]/#--constraint/-c}" \
+            . 'bids-validator-deno>=2.0' 'setuptools>=77' wheel 2>"$conf/wheels.log"; then
+        rm -f "$conf/wheels"/lesionqsm-*.whl
+        extra+=(--wheelhouse "$conf/wheels")
+    else
+        log "pip wheel failed (see $conf/wheels.log): the build will use the package index"
     fi
     local mounts=() path
     while IFS= read -r path; do
@@ -160,7 +172,16 @@ save() {
     log "podman save $IMAGE > $IMAGE_TAR"
     rm -f "$IMAGE_TAR"
     podman save --quiet --format docker-archive -o "$IMAGE_TAR" "$IMAGE"
-    tar -tf "$IMAGE_TAR" | grep -qx manifest.json || die "$IMAGE_TAR has no manifest.json"
+    # what `apptainer build X.sif docker-archive://TAR` reads: manifest.json naming the tag,
+    # the image config and every layer, all present in the archive
+    tar -xOf "$IMAGE_TAR" manifest.json | "$HOST_PYTHON" -c '
+import json, sys
+(entry,) = json.load(sys.stdin)
+names = set(sys.argv[3:])
+missing = [p for p in [entry["Config"], *entry["Layers"]] if p not in names]
+if sys.argv[2] not in entry["RepoTags"] or missing:
+    sys.exit(f"{sys.argv[1]}: not a docker-archive of {sys.argv[2]} (missing: {missing})")
+' "$IMAGE_TAR" "localhost/$IMAGE" $(tar -tf "$IMAGE_TAR") || die "$IMAGE_TAR is incomplete"
     log "$IMAGE_TAR: $(du -m "$IMAGE_TAR" | cut -f1) MB; Apptainer: apptainer build" \
         "lesionqsm.sif docker-archive://$IMAGE_TAR"
 }

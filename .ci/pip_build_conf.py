@@ -1,6 +1,6 @@
 """Write the host's effective pip configuration as a pip.conf for use inside an image build.
 
-Usage: ``python3 .ci/pip_build_conf.py OUT_PIP_CONF [--constraint FILE ...]``
+Usage: ``python3 .ci/pip_build_conf.py OUT_PIP_CONF [--constraint FILE ...] [--wheelhouse DIR]``
 
 Reads what ``pip config list`` reports on this machine (files and ``PIP_*`` variables, the
 variables winning as they do for pip), writes it to OUT_PIP_CONF, and prints every local path
@@ -56,8 +56,14 @@ def main(argv=None):
     parser.add_argument('out', type=Path)
     parser.add_argument('--constraint', action='append', default=[],
                         help='an extra constraint file (same path inside the build)')
+    parser.add_argument('--wheelhouse', help='a folder holding every wheel the build needs: '
+                                             'pip then installs from it alone (--no-index)')
     args = parser.parse_args(argv)
     config = effective_config()
+    if args.wheelhouse:
+        known = config['global'].get('find-links', '').split()
+        config['global']['find-links'] = ' '.join([args.wheelhouse] + known)
+        config['global']['no-index'] = 'true'
     if args.constraint:
         known = config['global'].get('constraint', '').split()
         config['global']['constraint'] = ' '.join(known + args.constraint)
