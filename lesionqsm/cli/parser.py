@@ -56,6 +56,15 @@ def _positive_float(value):
     return number
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except None ("not given": the value comes from elsewhere)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """Return the argument parser of the BIDS App."""
     parser = argparse.ArgumentParser(
@@ -63,7 +72,7 @@ def build_parser():
         description='QSM (MEDI+0) of multiple-sclerosis lesions followed over visits, and the '
                     'lesion-age growth-curve model. Also: `lesionqsm synth OUT` makes a '
                     'synthetic cohort.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument('bids_dir', type=_existing_dir, help='the raw BIDS dataset')
     parser.add_argument('output_dir', type=Path,
                         help='where the BIDS derivatives are written (created if missing)')
@@ -83,7 +92,9 @@ def build_parser():
 
     algorithm = parser.add_argument_group('Algorithm')
     algorithm.add_argument('--config', type=_existing_file,
-                           help='JSON file of algorithm parameters (defaults: the paper\'s)')
+                           help='JSON file of algorithm parameters, sections qsm, lesions and '
+                                'group (defaults: the paper\'s; a command-line flag overrides '
+                                'the file; `lesionqsm --help-options` lists every option)')
     algorithm.add_argument('--registration', choices=['auto', 'flirt', 'builtin'],
                            default='auto', help='FLIRT if on PATH (auto), or the built-in engine')
     algorithm.add_argument('--field-strength', type=_positive_float,
@@ -91,13 +102,22 @@ def build_parser():
     algorithm.add_argument('--phase-sign', type=int, choices=[1, -1],
                            help='-1 for scanners that store the conjugate phase')
 
-    group = parser.add_argument_group('Group model')
-    group.add_argument('--poly-degree', type=_positive_int, default=8,
-                       help='degree of the orthogonal polynomial in lesion age')
-    group.add_argument('--covariates', nargs='*',
-                       default=['baseline_volume', 'edss', 'age', 'disease_duration',
-                                'treatment_duration'],
-                       help='patient/lesion covariates of the susceptibility model')
+    group = parser.add_argument_group(
+        'Group model',
+        'Each value comes from the command-line flag if given, else from the "group" section '
+        'of --config, else from the default (the paper\'s model). Other --config group keys: '
+        'categorical, binning, bin_edges, age_points, basis, reference_rim, random_slopes, '
+        'table_ages, volume_degree, volume_lesion_effect, figures, min_patients, min_lesions '
+        '(`lesionqsm --help-options` lists them with their defaults).')
+    group.add_argument('--poly-degree', type=_positive_int, default=None,
+                       help='degree of the orthogonal polynomial in lesion age (default: 8)')
+    group.add_argument('--covariates', nargs='*', default=None,
+                       help='covariates of the susceptibility model; labels such as sex F/M '
+                            'become factors (default: baseline_volume edss age '
+                            'disease_duration treatment_duration)')
+    group.add_argument('--inference', choices=['satterthwaite', 'wald'], default=None,
+                       help='tests and CIs: Satterthwaite t as lmerTest, or Wald z '
+                            '(default: satterthwaite)')
 
     execution = parser.add_argument_group('Execution')
     execution.add_argument('-w', '--work-dir', type=Path,
@@ -122,42 +142,57 @@ def build_parser():
     return parser
 
 
-def load_config(path):
-    """Read a --config JSON file of algorithm parameters.
+def load_config(path, *, phase_sign=None):
+    """Read a --config JSON file and build the participant level's options objects.
+
+    Precedence, for every option: command-line flag > ``--config`` > default.
+
+    Parameters
+    ----------
+    path : Path or None
+        The JSON file: an object with the sections ``qsm``, ``lesions``, ``group``.
+    phase_sign : {1, -1}, optional
+        ``--phase-sign``, which overrides ``qsm.phase_sign``.
 
     Returns
     -------
     dict
-        ``{'qsm': {...}, 'lesions': {...}, 'group': {...}}`` sections as given.
+        ``'qsm'``: :class:`lesionqsm.qsm.QSMOptions`; ``'lesions'``:
+        :class:`lesionqsm.lesions.LesionOptions`; ``'group'``: the raw ``group`` section
+        (checked by the group level).
 
     Raises
     ------
     ConfigError
-        Unreadable JSON, or a section or parameter that does not exist (named).
+        Unreadable JSON, or a section or option that does not exist, has the wrong type or
+        lies outside its range (the message names the key and the allowed values).
     """
-    from ..workflows.defaults import QSM_DEFAULTS
+    from ..lesions import LesionOptions
+    from ..options import OptionError, options_from_mapping
+    from ..qsm import QSMOptions
 
-    if path is None:
-        return {'qsm': {}, 'lesions': {}, 'group': {}}
+    config = {}
+    if path is not None:
+        try:
+            config = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
+        if not isinstance(config, dict):
+            raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, '
+                              'group')
+    sections = ('qsm', 'lesions', 'group')
+    for section, value in config.items():
+        if section not in sections:
+            raise ConfigError(f'{path}: unknown section {section!r} (expected '
+                              f'{", ".join(sections)})')
+        if not isinstance(value, dict):
+            raise ConfigError(f'{path}: section {section!r} must be a JSON object')
     try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, group')
-    known = {'qsm': set(QSM_DEFAULTS),
-             'lesions': {'estimator', 'dilation_mm', 'nawm_inner_mm', 'nawm_outer_mm'},
-             'group': None}
-    for section in config:
-        if section not in known:
-            raise ConfigError(f'{path}: unknown section {section!r} '
-                              f'(expected {", ".join(known)})')
-    for section, allowed in known.items():
-        config.setdefault(section, {})
-        if allowed is None:
-            continue
-        unknown = set(config[section]) - allowed
-        if unknown:
-            raise ConfigError(f'{path}: unknown {section} parameter(s) '
-                              f'{", ".join(sorted(unknown))}; known: {", ".join(sorted(allowed))}')
-    return config
+        return {
+            'qsm': QSMOptions.from_mapping(config.get('qsm'), phase_sign=phase_sign),
+            'lesions': options_from_mapping(LesionOptions, config.get('lesions'),
+                                            section='lesions'),
+            'group': dict(config.get('group', {})),
+        }
+    except OptionError as exc:
+        raise ConfigError(f'{path or "options"}: {exc}') from exc
