@@ -26,10 +26,9 @@ def _existing_file(value):
 
 
 def _label(prefix):
-    def strip(value):
-        return value[len(prefix):] if value.startswith(prefix) else value
+    from ..bids.labels import strip_prefix
 
-    return strip
+    return lambda value: strip_prefix(value, prefix)
 
 
 def _json_dict(value):
