@@ -103,3 +103,31 @@ def test_help_options_lists_every_option(capsys):
     out = capsys.readouterr().out
     for name in ('lambda_ = 1000.0', 'background = ', 'csf_r2star_threshold', 'nawm_outer_mm'):
         assert name in out
+
+
+def test_unwritable_work_dir_exit_code(tmp_path, capsys):
+    """A work directory that cannot be created is named (with the -w hint) before any work."""
+    bids = tmp_path / 'bids'
+    bids.mkdir()
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    code = main([str(bids), str(tmp_path / 'out'), 'participant', '-w',
+                 str(blocker / 'work'), '--skip-bids-validation'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f'cannot write to {blocker / "work"} (the work directory' in err
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Outputs get the mode a plain open() gives (0644 under umask 022), not mkstemp's 0600,
+    so colleagues and containers running under another uid can read them."""
+    import os
+
+    from lesionqsm.bids.images import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / 'x.json', '{}')
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == 0o644
