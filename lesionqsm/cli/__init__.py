@@ -47,9 +47,10 @@ def main(argv=None):
     if code:
         return code
 
-    from .run import run_participant, setup_logging
+    from .run import log_provenance, run_participant, setup_logging
 
     log_file = setup_logging(opts.output_dir, opts.analysis_level)
+    log_provenance(argv)
     LOGGER.info('lesionqsm %s level; log: %s', opts.analysis_level, log_file)
     try:
         if not opts.skip_bids_validation:

@@ -53,8 +53,36 @@ class _ConsoleFormatter(logging.Formatter):
 
 
 def _quiet_nipype(record):
-    """Console filter: nipype's records only from WARNING up; ours from INFO."""
+    """Console filter: nipype's records only from WARNING up; ours from INFO (provenance
+    records go to the log file only)."""
+    if record.name == PROVENANCE_LOGGER:
+        return False
     return not record.name.startswith('nipype') or record.levelno >= logging.WARNING
+
+
+#: Logger of the records that open every log file: the command line and the versions.
+PROVENANCE_LOGGER = 'lesionqsm.provenance'
+
+#: Distributions whose versions are recorded at the head of every log.
+RECORDED_DISTRIBUTIONS = ('lesionqsm', 'nipype', 'nibabel', 'numpy', 'scipy', 'pybids',
+                          'pandas', 'SimpleITK', 'networkx', 'matplotlib', 'jinja2')
+
+
+def log_provenance(argv):
+    """Write the command line and the software versions at the head of the log file."""
+    import importlib.metadata
+    import platform
+    import shlex
+
+    log = logging.getLogger(PROVENANCE_LOGGER)
+    log.info('command: %s', shlex.join(['lesionqsm', *map(str, argv)]))
+    versions = []
+    for name in RECORDED_DISTRIBUTIONS:
+        try:
+            versions.append(f'{name} {importlib.metadata.version(name)}')
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f'{name} not installed')
+    log.info('versions: python %s; %s', platform.python_version(), '; '.join(versions))
 
 
 def default_lesions_dir(bids_dir):

@@ -131,3 +131,25 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(path).st_mode & 0o777) == 0o644
+
+
+def test_log_opens_with_command_and_versions(tmp_path, capsys):
+    """The log file starts with the command line and the versions; the console stays quiet."""
+    import logging
+
+    from lesionqsm.cli.run import log_provenance, setup_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        log_file = setup_logging(tmp_path, 'participant')
+        log_provenance(['bids', 'out dir', 'participant'])
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+    lines = log_file.read_text().splitlines()
+    assert lines[0].endswith("command: lesionqsm bids 'out dir' participant")
+    assert 'versions: python ' in lines[1] and 'nipype ' in lines[1] and 'lesionqsm ' in lines[1]
+    assert 'command:' not in capsys.readouterr().err
