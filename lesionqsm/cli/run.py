@@ -25,7 +25,7 @@ def setup_logging(output_dir, level):
     handler.setFormatter(formatter)
     root.addHandler(handler)
     if not any(getattr(h, 'lesionqsm_console', False) for h in root.handlers):
-        console = logging.StreamHandler(sys.stderr)
+        console = _StderrHandler()
         console.setFormatter(_ConsoleFormatter('%(levelname)s: %(message)s'))
         console.setLevel(logging.INFO)
         console.addFilter(_quiet_nipype)
@@ -40,6 +40,25 @@ def setup_logging(output_dir, level):
         nipype_logger.handlers.clear()
         nipype_logger.propagate = True
     return log_file
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is when a record comes.
+
+    Holding on to the ``sys.stderr`` of the first run would break later runs in the same
+    process (an embedding program or a test that swaps the stream) with "Logging error".
+    """
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass  # always the current sys.stderr
 
 
 class _ConsoleFormatter(logging.Formatter):
