@@ -24,64 +24,67 @@ import pandas as pd
 TOLERANCE_PPM = 1e-6
 
 
-def compare_maps(ref_dir, other_dir):
-    """Return (number of maps compared, list of problems)."""
+def _compare(ref_dir, other_dir, pattern, difference):
+    """Compare every file matching ``pattern`` under ``ref_dir`` with its twin in ``other_dir``.
+
+    ``difference(rel, ref_path, other_path)`` returns a problem (str) or None.
+    Returns (number of files compared, list of problems).
+    """
     problems = []
-    maps = sorted(ref_dir.rglob('*_Chimap.nii.gz'))
-    for ref_path in maps:
+    files = sorted(ref_dir.glob(pattern))
+    for ref_path in files:
         rel = ref_path.relative_to(ref_dir)
         other_path = other_dir / rel
-        if not other_path.is_file():
-            problems.append(f'{rel}: missing in {other_dir}')
-            continue
-        ref_img, other_img = nib.load(ref_path), nib.load(other_path)
-        if ref_img.shape != other_img.shape or not np.allclose(ref_img.affine, other_img.affine):
-            problems.append(f'{rel}: grid differs ({ref_img.shape} vs {other_img.shape})')
-            continue
-        diff = np.abs(ref_img.get_fdata() - other_img.get_fdata()).max()
-        if not diff <= TOLERANCE_PPM:
-            problems.append(f'{rel}: max |difference| {diff:.3g} ppm > {TOLERANCE_PPM} ppm')
-    return len(maps), problems
+        problem = (f'{rel}: missing in {other_dir}' if not other_path.is_file()
+                   else difference(rel, ref_path, other_path))
+        if problem:
+            problems.append(problem)
+    return len(files), problems
+
+
+def _map_difference(rel, ref_path, other_path):
+    ref_img, other_img = nib.load(ref_path), nib.load(other_path)
+    if ref_img.shape != other_img.shape or not np.allclose(ref_img.affine, other_img.affine):
+        return f'{rel}: grid differs ({ref_img.shape} vs {other_img.shape})'
+    diff = np.abs(ref_img.get_fdata() - other_img.get_fdata()).max()
+    if not diff <= TOLERANCE_PPM:
+        return f'{rel}: max |difference| {diff:.3g} ppm > {TOLERANCE_PPM} ppm'
+    return None
+
+
+def _table_difference(rel, ref_path, other_path):
+    ref, other = (pd.read_csv(p, sep='\t') for p in (ref_path, other_path))
+    if len(ref) != len(other):
+        return f'{rel}: {len(ref)} rows vs {len(other)}'
+    diff = np.nanmax(np.abs(ref['chi_rel_ppb'] - other['chi_rel_ppb']), initial=0.0)
+    if not diff <= TOLERANCE_PPM * 1e3:
+        return f'{rel}: chi_rel_ppb differs by {diff:.3g} ppb'
+    return None
+
+
+def _coefficient_difference(rel, ref_path, other_path):
+    ref, other = (pd.read_csv(p, sep='\t', index_col='term') for p in (ref_path, other_path))
+    if list(ref.index) != list(other.index):
+        return f'{rel}: terms differ'
+    diff = np.abs(ref['estimate'] - other['estimate']).max()
+    if not diff <= TOLERANCE_PPM * 1e3:
+        return f'{rel}: estimates differ by {diff:.3g} ppb'
+    return None
+
+
+def compare_maps(ref_dir, other_dir):
+    """Return (number of maps compared, list of problems)."""
+    return _compare(ref_dir, other_dir, '**/*_Chimap.nii.gz', _map_difference)
 
 
 def compare_tables(ref_dir, other_dir):
     """Return (number of lesion tables compared, list of problems)."""
-    problems = []
-    tables = sorted(ref_dir.glob('sub-*/sub-*_lesions.tsv'))
-    for ref_path in tables:
-        rel = ref_path.relative_to(ref_dir)
-        other_path = other_dir / rel
-        if not other_path.is_file():
-            problems.append(f'{rel}: missing in {other_dir}')
-            continue
-        ref, other = (pd.read_csv(p, sep='\t') for p in (ref_path, other_path))
-        if len(ref) != len(other):
-            problems.append(f'{rel}: {len(ref)} rows vs {len(other)}')
-            continue
-        diff = np.nanmax(np.abs(ref['chi_rel_ppb'] - other['chi_rel_ppb']), initial=0.0)
-        if not diff <= TOLERANCE_PPM * 1e3:
-            problems.append(f'{rel}: chi_rel_ppb differs by {diff:.3g} ppb')
-    return len(tables), problems
+    return _compare(ref_dir, other_dir, 'sub-*/sub-*_lesions.tsv', _table_difference)
 
 
 def compare_group(ref_dir, other_dir):
     """Return (number of coefficient tables compared, list of problems)."""
-    problems = []
-    tables = sorted(ref_dir.glob('group/*_coefficients.tsv'))
-    for ref_path in tables:
-        rel = ref_path.relative_to(ref_dir)
-        other_path = other_dir / rel
-        if not other_path.is_file():
-            problems.append(f'{rel}: missing in {other_dir}')
-            continue
-        ref, other = (pd.read_csv(p, sep='\t', index_col='term') for p in (ref_path, other_path))
-        if list(ref.index) != list(other.index):
-            problems.append(f'{rel}: terms differ')
-            continue
-        diff = np.abs(ref['estimate'] - other['estimate']).max()
-        if not diff <= TOLERANCE_PPM * 1e3:
-            problems.append(f'{rel}: estimates differ by {diff:.3g} ppb')
-    return len(tables), problems
+    return _compare(ref_dir, other_dir, 'group/*_coefficients.tsv', _coefficient_difference)
 
 
 def main(argv=None):
