@@ -9,10 +9,14 @@ load hits both alike), and the table gives the ratio.
 
 Columns: ``nodes`` in the workflow; wall time of the ``first`` run, of the ``no-op`` rerun
 and of the ``λ`` rerun (seconds, the whole command: Python start-up, dataset discovery and
-building the workflow included); ``start`` the no-op rerun's time before nipype starts
-scheduling; ``per node`` the no-op rerun's scheduling time (from nipype's "Running in
-parallel" to the end of the run, in its log) divided by the nodes; ``ran`` the nodes each
-rerun executed, read from nipype's records (a node that runs rewrites its ``result_*.pklz``);
+building the workflow included); ``cpu`` the no-op rerun's CPU time (s, user + system, of
+the command and its worker processes: what the wall time would be on an idle machine, as the
+driver works alone); ``start`` the no-op rerun's time before nipype starts scheduling
+(start-up, discovery, building the workflow); ``per node`` the no-op rerun's scheduling time
+(from nipype's "Running in parallel" to the run's outcome line, in its log) divided by the
+nodes; ``end`` the no-op rerun's time after scheduling (outputs check, reports); ``ran`` the
+nodes each rerun executed, read from nipype's records (a node that runs rewrites its
+``result_*.pklz``);
 ``idle`` the first run's scheduling time minus the sum of its nodes' own run times (nipype's
 "elapsed time") divided by ``--nprocs``: roughly the time the CPUs waited for the driver,
 less sensitive to the machine's load than the wall time.
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +56,7 @@ MODES = {
     'nipype': {'eager': False, 'poll_sleep_duration': 2.0, 'hash_method': 'content'},
 }
 _STAMP = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ')
+_OUTCOME = re.compile(r' lesionqsm: (finished: |\d+ of \d+ subject\(s\) failed)')
 _ELAPSED = re.compile(r'\[Node\] Finished "[^"]+", elapsed time ([0-9.]+)s')
 
 
@@ -121,9 +127,12 @@ def run_participant(bids, out, work, config, mode_args, nprocs):
         argv += ['--plugin-args', json.dumps(mode_args)]
     before = _result_files(work)
     logs_before = set(Path(out, 'logs').glob('lesionqsm_participant_*.log'))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     wall = time.time() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (used.ru_utime - usage.ru_utime) + (used.ru_stime - usage.ru_stime)
     if proc.returncode:
         raise RuntimeError(f'{" ".join(argv)} exited {proc.returncode}:\n{proc.stderr[-3000:]}')
     after = _result_files(work)
@@ -131,32 +140,38 @@ def run_participant(bids, out, work, config, mode_args, nprocs):
     text = log.read_text()
     lines = [line for line in text.splitlines() if _STAMP.match(line)]
     begin = next(_log_time(line) for line in lines if 'Running in parallel' in line)
+    end = next(_log_time(line) for line in lines
+               if _OUTCOME.search(line) and _log_time(line) >= begin)
     return {
         'wall': wall,
+        'cpu': cpu,
         'start': begin - start,
-        'schedule': _log_time(lines[-1]) - begin,
+        'schedule': end - begin,
+        'end': start + wall - end,
         'node_seconds': sum(map(float, _ELAPSED.findall(text))),
         'nodes': len(after),
         'ran': sum(1 for path, stamp in after.items() if before.get(path) != stamp),
     }
 
 
-def bench_size(root, source, n_subjects, nprocs):
-    """First run, no-op rerun and λ rerun of one cohort in every mode."""
+def bench_size(root, source, n_subjects, nprocs, modes=tuple(MODES)):
+    """First run, no-op rerun and λ rerun of one cohort in each of ``modes``."""
     bids = make_cohort(source, root / f'bids_{n_subjects}', n_subjects)
     fast = root / 'fast.json'
     fast.write_text(json.dumps({'qsm': FAST_QSM}))
     changed = root / 'changed.json'
     changed.write_text(json.dumps({'qsm': FAST_QSM | CHANGED_QSM}))
-    rows = {mode: {} for mode in MODES}
+    rows = {mode: {} for mode in modes}
     for step, config in (('first', fast), ('noop', fast), ('lambda', changed)):
-        for mode, mode_args in MODES.items():
+        for mode in modes:
+            mode_args = MODES[mode]
             out, work = root / f'out_{n_subjects}_{mode}', root / f'work_{n_subjects}_{mode}'
             row = run_participant(bids, out, work, config, mode_args, nprocs)
             rows[mode][step] = row
-            print(f'  {n_subjects:>3} subject(s), {mode:<9} {step:<6}: {row["wall"]:7.1f} s, '
-                  f'{row["ran"]} of {row["nodes"]} nodes ran', flush=True)
-    for mode in MODES:
+            print(f'  {n_subjects:>3} subject(s), {mode:<9} {step:<6}: {row["wall"]:7.1f} s '
+                  f'({row["cpu"]:.1f} s CPU), {row["ran"]} of {row["nodes"]} nodes ran',
+                  flush=True)
+    for mode in modes:
         shutil.rmtree(root / f'work_{n_subjects}_{mode}')
     shutil.rmtree(bids)
     return rows
@@ -164,8 +179,8 @@ def bench_size(root, source, n_subjects, nprocs):
 
 def print_table(results, nprocs):
     header = (f'{"subjects":>8} {"mode":<10} {"nodes":>6} {"first s":>8} {"idle s":>7} '
-              f'{"no-op s":>8} {"start s":>8} {"per node ms":>12} {"ran":>4} {"λ s":>7} '
-              f'{"ran":>4}')
+              f'{"no-op s":>8} {"cpu s":>6} {"start s":>8} {"per node ms":>12} {"end s":>6} '
+              f'{"ran":>4} {"λ s":>7} {"ran":>4}')
     print()
     print(header)
     print('-' * len(header))
@@ -175,15 +190,19 @@ def print_table(results, nprocs):
             per_node = 1000 * noop['schedule'] / max(noop['nodes'], 1)
             row['idle'] = first['schedule'] - first['node_seconds'] / nprocs
             print(f'{n_subjects:>8} {mode:<10} {noop["nodes"]:>6} {first["wall"]:>8.1f} '
-                  f'{row["idle"]:>7.1f} {noop["wall"]:>8.1f} {noop["start"]:>8.1f} '
-                  f'{per_node:>12.1f} {noop["ran"]:>4} {lam["wall"]:>7.1f} {lam["ran"]:>4}')
+                  f'{row["idle"]:>7.1f} {noop["wall"]:>8.1f} {noop["cpu"]:>6.1f} '
+                  f'{noop["start"]:>8.1f} {per_node:>12.1f} {noop["end"]:>6.1f} '
+                  f'{noop["ran"]:>4} {lam["wall"]:>7.1f} {lam["ran"]:>4}')
+        if set(rows) != set(MODES):
+            continue
         ours, theirs = rows['lesionqsm'], rows['nipype']
         ratios = [theirs[k]['wall'] / ours[k]['wall'] for k in ('first', 'noop', 'lambda')]
         idle = theirs['idle'] / ours['idle'] if ours['idle'] > 0 else float('nan')
         sched = theirs['noop']['schedule'] / max(ours['noop']['schedule'], 1e-3)
+        cpu = theirs['noop']['cpu'] / max(ours['noop']['cpu'], 1e-3)
         print(f'{n_subjects:>8} {"ratio":<10} {"":>6} {ratios[0]:>8.2f} {idle:>7.2f} '
-              f'{ratios[1]:>8.2f} {"":>8} {sched:>12.1f} {"":>4} {ratios[2]:>7.2f}'
-              '     (nipype / lesionqsm)')
+              f'{ratios[1]:>8.2f} {cpu:>6.2f} {"":>8} {sched:>12.1f} {"":>6} {"":>4} '
+              f'{ratios[2]:>7.2f}     (nipype / lesionqsm)')
 
 
 def main(argv=None):
@@ -192,6 +211,8 @@ def main(argv=None):
                         help='cohort sizes in subjects')
     parser.add_argument('--nprocs', type=int, default=available_cpus(),
                         help='--nprocs of every run (default: the CPUs this process may use)')
+    parser.add_argument('--modes', nargs='+', choices=tuple(MODES), default=list(MODES),
+                        help='execution settings to run (default: both, and their ratio)')
     parser.add_argument('--root', type=Path, default=None,
                         help='scratch directory (default: a temporary one, removed)')
     args = parser.parse_args(argv)
@@ -205,7 +226,8 @@ def main(argv=None):
             generate_cohort(source, preset='tiny', seed=0)
         print(f'cohorts of the tiny preset; MEDI {FAST_QSM}; λ rerun {CHANGED_QSM}; '
               f'nipype mode: {MODES["nipype"]}', flush=True)
-        results = {n: bench_size(root, source, n, args.nprocs) for n in args.sizes}
+        results = {n: bench_size(root, source, n, args.nprocs, args.modes)
+                   for n in args.sizes}
         print_table(results, args.nprocs)
     finally:
         if args.root is None:

@@ -8,7 +8,6 @@ positive field makes the phase grow with echo time).
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 #: Voxels fitted per block, bounds the memory of the vectorised fit (~16 complex64 copies).
 _BLOCK_VOXELS = 1 << 19
@@ -75,6 +74,9 @@ def _pooled_sigma(sum_sq_res, dof, fit_voxels):
     The median over voxels divided by the median of χ²_dof is robust to the minority of
     voxels with model error (vessels, edges, flow).
     """
+    from scipy import stats  # here: importing scipy.stats takes ~1 s, and every command
+    # (a rerun that runs no node included) imports this module to read the options
+
     values = sum_sq_res[fit_voxels]
     values = values[np.isfinite(values) & (values > 0)]
     if dof < 1 or values.size == 0:

@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sstats
 
 from .covariates import (
     COVARIATE_COLUMNS,
@@ -53,12 +52,16 @@ INFERENCE = ('satterthwaite', 'wald')
 
 def _reference_quantiles(df):
     """Two-sided 95 % quantile of t with ``df`` degrees of freedom (normal for df = inf)."""
+    from scipy import stats as sstats  # here: ~1 s to import, and every command imports us
+
     df = np.asarray(df, dtype=float)
     return np.where(np.isfinite(df), sstats.t.ppf(0.975, np.where(np.isfinite(df), df, 1.0)),
                     sstats.norm.ppf(0.975))
 
 
 def _two_sided_p(stat, df):
+    from scipy import stats as sstats
+
     df = np.asarray(df, dtype=float)
     finite = np.isfinite(df)
     return np.where(finite, 2 * sstats.t.sf(np.abs(stat), np.where(finite, df, 1.0)),
@@ -422,6 +425,8 @@ def fit_growth_curve(lesions, participants=None, *, response='chi_rel_ppb', degr
 
 def lrt_row(test, dropped, full, reduced):
     """One likelihood-ratio test between two ML fits (:class:`.mixed.MixedFit`)."""
+    from scipy import stats as sstats
+
     stat = max(2.0 * (full.llf - reduced.llf), 0.0)
     return {'test': test, 'terms': ','.join(dropped), 'df': len(dropped),
             'loglik_full': full.llf, 'loglik_reduced': reduced.llf, 'statistic': stat,
