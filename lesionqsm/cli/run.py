@@ -143,7 +143,8 @@ def build_participant_workflow(opts, subjects_data, config):
 
 
 def discover(opts):
-    """Find and check every requested subject's inputs; nothing is written.
+    """Find and check every requested subject's inputs (only the work directory's cache of
+    checked inputs is written: :mod:`lesionqsm.cli.input_cache`).
 
     Parameters
     ----------
@@ -159,8 +160,9 @@ def discover(opts):
     failures : dict
         subject -> the cause, in plain words, for each subject that will not be complete.
     """
-    from ..bids.layout import check_participants_table, collect_participants, collect_subject
+    from ..bids.layout import check_participants_table, collect_participants
     from ..bids.problems import KIND_LESION_DROPPED, KIND_LESION_TABLE, InputError
+    from .input_cache import collect_subject_cached
 
     lesions_dir = opts.lesions_dir or default_lesions_dir(opts.bids_dir)
     subjects = collect_participants(opts.bids_dir, opts.participant_label)
@@ -168,11 +170,14 @@ def discover(opts):
         LOGGER.warning('%s', problem)
     failures = {}
     runnable = []
+    work_dir = getattr(opts, 'work_dir', None)
+    cache_dir = None if work_dir is None else Path(work_dir) / 'inputs'
     for subject in subjects:
         try:
-            data = collect_subject(opts.bids_dir, subject, session_label=opts.session_label,
-                                   lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
-                                   field_strength_override=opts.field_strength, strict=False)
+            data = collect_subject_cached(
+                cache_dir, opts.bids_dir, subject, session_label=opts.session_label,
+                lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
+                field_strength_override=opts.field_strength, strict=False)
         except InputError as exc:
             failures[subject] = '; '.join(p.message for p in exc.problems)
             for problem in exc.problems:
@@ -282,7 +287,8 @@ def write_participant_reports(opts, subjects):
         try:
             reports.append(write_subject_report(
                 output_dir, subject, bids_dir=opts.bids_dir,
-                lesions_dir=lesions_dir if lesions_dir.is_dir() else None))
+                lesions_dir=lesions_dir if lesions_dir.is_dir() else None,
+                figure_cache=report_figure_cache(getattr(opts, 'work_dir', None), subject)))
         except (OSError, ValueError) as exc:
             LOGGER.warning('sub-%s: the report could not be written: %s', subject, exc)
     try:
@@ -292,6 +298,15 @@ def write_participant_reports(opts, subjects):
     for line in closing_lines(output_dir, level='participant', bids_dir=opts.bids_dir,
                               reports=reports, citation=citation):
         LOGGER.info('%s', line)
+
+
+def report_figure_cache(work_dir, subject):
+    """Where a subject report records its figures, so that a rerun reuses them.
+
+    In the work directory, like nipype's cache: deleting it redraws every figure. None
+    (figures always drawn) without a work directory.
+    """
+    return None if work_dir is None else Path(work_dir) / 'reports' / f'sub-{subject}_figures.json'
 
 
 def _visit_status(session):

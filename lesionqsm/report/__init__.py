@@ -11,11 +11,13 @@ Everything here reads what a run wrote to disk (the derivatives dataset, its log
 __all__ = ['write_subject_report', 'write_group_report', 'write_citation']
 
 
-def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None):
+def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None,
+                         figure_cache=None):
     """See :func:`lesionqsm.report.subject.write_subject_report`."""
     from .subject import write_subject_report as write
 
-    return write(output_dir, subject, bids_dir=bids_dir, lesions_dir=lesions_dir)
+    return write(output_dir, subject, bids_dir=bids_dir, lesions_dir=lesions_dir,
+                 figure_cache=figure_cache)
 
 
 def write_group_report(output_dir):

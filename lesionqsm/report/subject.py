@@ -18,6 +18,7 @@ from ..lesions.fractions import partial_volume_fraction
 from ..lesions.regions import nawm_shell
 from . import images, slices
 from .collect import collect_subject
+from .figure_cache import FigureCache
 from .figures import lesion_trajectory_figure
 from .render import render
 
@@ -421,7 +422,8 @@ def _table(run):
     return columns, rows
 
 
-def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None):
+def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None,
+                         figure_cache=None):
     """Write ``OUTPUT_DIR/sub-<label>.html`` and its figures from the run's outputs.
 
     Parameters
@@ -435,6 +437,10 @@ def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None
         magnitude, FLAIR, visit dates and which visits were expected.
     lesions_dir : str or Path, optional
         Lesion annotations (default ``bids_dir/derivatives/lesions``): the lesion ROIs.
+    figure_cache : str or Path, optional
+        A file (outside the derivatives, e.g. in the work directory) where the figures drawn
+        are recorded; when none of the files they are drawn from changed since, they are
+        reused instead of drawn again (:mod:`lesionqsm.report.figure_cache`).
 
     Returns
     -------
@@ -445,6 +451,9 @@ def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None
     run = collect_subject(output_dir, subject, bids_dir=bids_dir, lesions_dir=lesions_dir)
     write = _FigureWriter(output_dir, run.subject)
     baseline = run.baseline
+    reuse = FigureCache(figure_cache, run, write.folder) if figure_cache else None
+    stored = reuse.load() if reuse is not None else None
+    drawn, complete = {}, True  # visit label -> (figures, notes); every figure drawn
     cache = {}
     sections = []
     for visit in run.visits:
@@ -454,11 +463,16 @@ def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None
             label=visit.label, is_baseline=visit is baseline, status=status,
             acq_time=visit.acq_time.isoformat() if visit.acq_time else 'unknown')
         if visit.has_qsm:
-            try:
-                section.figures, section.notes = _visit_figures(run, visit, baseline, write,
-                                                                cache)
-            except (OSError, ValueError) as exc:  # a damaged file: say so, keep the report
-                section.notes.append(f'figures not drawn: {exc}')
+            if stored is not None:
+                section.figures, section.notes = stored['visits'].get(visit.label, ([], []))
+            else:
+                try:
+                    section.figures, section.notes = _visit_figures(run, visit, baseline,
+                                                                    write, cache)
+                except (OSError, ValueError) as exc:  # a damaged file: say so, keep the report
+                    section.notes.append(f'figures not drawn: {exc}')
+                    complete = False
+                drawn[visit.label] = (list(section.figures), list(section.notes))
             section.parameters = _parameters(visit.sidecars.get('chimap', {}))
             xfm_meta = visit.sidecars.get('xfm_gre_to_baseline', {})
             section.registration = [(k, _format(v)) for k, v in xfm_meta.items()
@@ -474,11 +488,16 @@ def write_subject_report(output_dir, subject, *, bids_dir=None, lesions_dir=None
                 ['no χ map was written and the log names no cause (was the run interrupted?)']
         section.errors = errors
         sections.append(section)
-    try:
-        lesions = _lesion_sections(run, baseline, write)
-    except (OSError, ValueError) as exc:
-        lesions = []
-        LOGGER.warning('sub-%s report: lesion figures not drawn: %s', run.subject, exc)
+    if stored is not None:
+        lesions = stored['lesions']
+    else:
+        try:
+            lesions = _lesion_sections(run, baseline, write)
+        except (OSError, ValueError) as exc:
+            lesions, complete = [], False
+            LOGGER.warning('sub-%s report: lesion figures not drawn: %s', run.subject, exc)
+        if reuse is not None and complete:
+            reuse.save(drawn, lesions)
     columns, rows = _table(run)
     html = render('subject.html', run=run, visits=sections, lesions=lesions,
                   warnings=_warnings(run), table_columns=columns, table_rows=rows,
