@@ -7,8 +7,9 @@ nipype even looks at its cache. The result depends only on files: the subject's 
 dataset's top-level files (inherited sidecars, ``participants.tsv``) and the subject's lesion
 annotations. This cache stores the result in the work directory with a *fingerprint* of
 those files (each file's path, size and modification time in ns, as nipype's ``timestamp``
-hashing) and of the options that change it; the next run reads it back when the fingerprint
-is the same, and its warnings are logged again as if found anew.
+hashing), of the options that change it and of the modules that read the inputs; the next
+run reads it back when the fingerprint is the same, and its warnings are logged again as if
+found anew.
 
 Trade-off (that of ``timestamp`` hashing): a file rewritten with the same size and
 modification time is not noticed. Deleting the work directory (or ``WORK_DIR/inputs``)
@@ -56,6 +57,11 @@ def _stamps(paths):
     return stamps
 
 
+def _code_files():
+    """The modules that read a subject's inputs: a change of code makes the cache stale."""
+    return sorted((Path(__file__).parents[1] / 'bids').glob('*.py'))
+
+
 def input_fingerprint(bids_dir, subject, *, lesions_dir=None, **options):
     """SHA-256 of the files a subject's inputs are read from, and of the options.
 
@@ -75,7 +81,7 @@ def input_fingerprint(bids_dir, subject, *, lesions_dir=None, **options):
     if lesions_dir is not None:
         lesions_dir = Path(lesions_dir).absolute()
         paths += _files(lesions_dir / f'sub-{subject}') + _files(lesions_dir, recursive=False)
-    content = [CACHE_FORMAT, __version__, str(bids_dir), subject,
+    content = [CACHE_FORMAT, __version__, _stamps(_code_files()), str(bids_dir), subject,
                None if lesions_dir is None else str(lesions_dir),
                sorted((k, repr(v)) for k, v in options.items()), _stamps(paths)]
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()

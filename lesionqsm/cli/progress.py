@@ -121,9 +121,13 @@ class ProgressReporter:
 
     @classmethod
     def for_workflow(cls, workflow, **kwargs):
-        """A reporter whose total is the node count of ``workflow``'s execution graph."""
+        """A reporter whose total is the node count of ``workflow``'s execution graph.
+
+        The nodes of every nested workflow, counted without building nipype's flat graph (a
+        copy of every node: ~0.15 s per subject, which ``workflow.run`` builds again).
+        """
         try:
-            total = workflow._create_flat_graph().number_of_nodes()
+            total = len(workflow._get_all_nodes())
         except Exception:  # the count is a convenience: never stop a run for it
             total = None
         return cls(total, **kwargs)

@@ -2,13 +2,13 @@
 
 Drawing the figures (matplotlib, SVG) is most of the time a subject report takes: about
 0.3 s per figure, 20 figures for a subject of 3 visits. A rerun of the participant level that
-changes nothing would draw them all again, byte for byte the same. The figures depend only on
+changes nothing would draw them all again, the same pictures. The figures depend only on
 files: the subject's derivatives, its raw images and its lesion annotations. This cache
 records a *fingerprint* of those files (each file's path, size and modification time in ns,
 as nipype's ``timestamp`` hashing does), of the figure files written, and of lesionqsm's
-version; when the fingerprint is the same at the next report, the figures' list and notes are
-read back instead of drawn. The HTML page itself is always rendered again (it shows the
-latest run's log).
+version and report code; when the fingerprint is the same at the next report, the figures'
+list and notes are read back instead of drawn. The HTML page itself is always rendered
+again (it shows the latest run's log).
 
 Trade-off (the same as ``timestamp`` hashing of nipype's cache): a file rewritten with the
 same size and modification time is not noticed. The derivatives sinks leave a file that
@@ -104,7 +104,8 @@ class FigureCache:
         self.path = Path(path)
         self.output_dir = Path(run.output_dir)
         visits = [(v.label, v.has_qsm, v.expected) for v in run.visits]
-        self.key = _digest([CACHE_FORMAT, __version__, visits,
+        code = sorted(Path(__file__).parent.glob('*.py'))  # the report's drawing code
+        self.key = _digest([CACHE_FORMAT, __version__, [_stamp(p) for p in code], visits,
                             [_stamp(p) for p in source_files(run, figures_dir)]])
 
     def load(self):

@@ -12,16 +12,26 @@ import io
 import textwrap
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..bids.images import atomic_write_bytes  # noqa: E402
+from ..bids.images import atomic_write_bytes
 
 __all__ = ['trajectory_figure', 'save_figure', 'observed_figure', 'lesion_trajectory_figure',
            'figure_caption', 'GROUP_STYLE', 'COVARIATE_UNITS']
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), imported at the first figure.
+
+    Imported here rather than with this module: importing pyplot takes ~0.5 s, and a rerun
+    whose figures are all reused (:mod:`lesionqsm.report.figure_cache`) draws none.
+    """
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    return plt
 
 #: Colour and label of each rim group.
 GROUP_STYLE = {'positive': ('#c0392b', 'rim+'), 'negative': ('#2471a3', 'rim−')}
@@ -83,7 +93,7 @@ def trajectory_figure(fit, *, ylabel='χ lesion − NAWM (ppb)', title=None, tab
     del rng  # no jitter: per-lesion lines join the exact visits
     data = fit.data
     table_ages = [float(a) for a in (table_ages if table_ages is not None else [])]
-    fig, ax = plt.subplots(figsize=(7.6, 4.6), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(7.6, 4.6), dpi=100)
     n_lesions, ranges, outside = {}, {}, {}
     for rim, (colour, label) in GROUP_STYLE.items():
         rows = data[data['rim'] == rim]
@@ -172,7 +182,7 @@ def save_figure(fig, stem, *, dpi=300, caption=None):
         fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
-    plt.close(fig)
+    _pyplot().close(fig)
     return tuple(paths)
 
 
@@ -196,7 +206,7 @@ def observed_figure(lesions, fitted_means, *, response='chi_rel_ppb',
     -------
     matplotlib.figure.Figure
     """
-    fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(7.6, 4.2), dpi=100)
     for k, (rim, (colour, label)) in enumerate(GROUP_STYLE.items()):
         rows = lesions[(lesions['rim'] == rim) & np.isfinite(
             np.asarray(lesions[response], dtype=float))]
@@ -238,7 +248,7 @@ def lesion_trajectory_figure(rows, *, title=None):
         axis bottom and named.
     """
     rows = rows.sort_values('lesion_age_years')
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5), dpi=100)
+    fig, axes = _pyplot().subplots(1, 2, figsize=(7.0, 2.5), dpi=100)
     for ax, column, label in ((axes[0], 'chi_rel_ppb', 'χ lesion − NAWM (ppb)'),
                               (axes[1], 'volume_mm3', 'Volume (mm³)')):
         age = np.asarray(rows['lesion_age_years'], dtype=float)

@@ -5,17 +5,34 @@ turned to the closest RAS orientation for display only (nothing is resampled or 
 axial and coronal views show the subject's right on the right (neurological convention).
 """
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nb  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from scipy import ndimage  # noqa: E402
+import nibabel as nb
+import numpy as np
+from scipy import ndimage
 
 __all__ = ['CHI_WINDOW_PPM', 'to_ras', 'centre_of', 'planes_figure', 'contour_mosaic',
            'edges_figure', 'lesion_strip_figure']
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), imported at the first figure.
+
+    Imported here rather than with this module: importing pyplot takes ~0.5 s, and a rerun
+    whose figures are all reused (:mod:`lesionqsm.report.figure_cache`) draws none.
+    """
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _legend_line(**style):
+    """A legend entry: a line with no data, drawn in ``style``."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], **style)
+
 
 #: Display window of every χ panel, ppm (fixed, so visits and subjects compare by eye).
 CHI_WINDOW_PPM = (-0.15, 0.15)
@@ -89,7 +106,7 @@ def planes_figure(volume, zooms, *, vmin, vmax, cmap='gray', label='', centre=No
     matplotlib.figure.Figure
     """
     centre = centre if centre is not None else tuple(n // 2 for n in volume.shape)
-    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.3), dpi=100,
+    fig, axes = _pyplot().subplots(1, 3, figsize=(9.0, 3.3), dpi=100,
                              gridspec_kw={'width_ratios': [
                                  volume.shape[a[0]] * zooms[a[0]] for _, _, a in _PLANES]})
     image = None
@@ -110,7 +127,7 @@ def planes_figure(volume, zooms, *, vmin, vmax, cmap='gray', label='', centre=No
     bar.set_label(label, fontsize=8)
     bar.ax.tick_params(labelsize=7)
     if contours:
-        handles = [Line2D([], [], color=c, lw=1.2, label=n) for _, c, n in contours]
+        handles = [_legend_line(color=c, lw=1.2, label=n) for _, c, n in contours]
         fig.legend(handles=handles, loc='lower left', fontsize=7, frameon=False, ncol=3)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -135,7 +152,7 @@ def contour_mosaic(background, zooms, contours, *, n_slices=6, title=None):
     lo, hi = (int(z[0]), int(z[-1])) if z.size else (0, background.shape[2] - 1)
     picks = np.unique(np.linspace(lo, hi, n_slices + 2)[1:-1].round().astype(int))
     vmin, vmax = np.percentile(background[first] if first.any() else background, [1, 99])
-    fig, axes = plt.subplots(1, len(picks), figsize=(1.6 * len(picks), 2.2), dpi=100,
+    fig, axes = _pyplot().subplots(1, len(picks), figsize=(1.6 * len(picks), 2.2), dpi=100,
                              squeeze=False)
     for ax, k in zip(axes[0], picks, strict=True):
         ax.imshow(background[:, :, k].T, cmap='gray', vmin=vmin, vmax=vmax, origin='lower',
@@ -146,7 +163,7 @@ def contour_mosaic(background, zooms, contours, *, n_slices=6, title=None):
                 ax.contour(sl, levels=[0.5], colors=[colour], linewidths=0.8)
         ax.set_title(f'z = {k}', fontsize=7)
         ax.set_axis_off()
-    handles = [Line2D([], [], color=c, lw=1.2, label=n) for _, c, n in contours]
+    handles = [_legend_line(color=c, lw=1.2, label=n) for _, c, n in contours]
     fig.legend(handles=handles, loc='lower center', fontsize=7, frameon=False,
                ncol=len(handles))
     fig.subplots_adjust(left=0.01, right=0.99, top=0.8 if title else 0.88, bottom=0.12,
@@ -217,7 +234,7 @@ def lesion_strip_figure(panels, roi, shell, zooms, centre, *, half_width_mm=24.0
         χ window, ppm.
     """
     n = max(len(panels), 1)
-    fig, axes = plt.subplots(1, n, figsize=(1.75 * n + 0.9, 2.3), dpi=100, squeeze=False)
+    fig, axes = _pyplot().subplots(1, n, figsize=(1.75 * n + 0.9, 2.3), dpi=100, squeeze=False)
     k = int(np.clip(centre[2], 0, roi.shape[2] - 1))
     hx = max(int(round(half_width_mm / zooms[0])), 2)
     hy = max(int(round(half_width_mm / zooms[1])), 2)
@@ -243,8 +260,8 @@ def lesion_strip_figure(panels, roi, shell, zooms, centre, *, half_width_mm=24.0
         bar = fig.colorbar(image, cax=cax)
         bar.set_label('χ (ppm)', fontsize=7)
         bar.ax.tick_params(labelsize=6)
-    handles = [Line2D([], [], color='#ffcc00', lw=1.2, label='lesion ROI'),
-               Line2D([], [], color='#00c8ff', lw=1.2, label='NAWM shell')]
+    handles = [_legend_line(color='#ffcc00', lw=1.2, label='lesion ROI'),
+               _legend_line(color='#00c8ff', lw=1.2, label='NAWM shell')]
     fig.legend(handles=handles, loc='lower left', fontsize=7, frameon=False, ncol=2)
     if title:
         fig.suptitle(title, fontsize=9)
