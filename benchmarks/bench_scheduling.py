@@ -50,6 +50,8 @@ from lesionqsm.cli.resources import available_cpus
 FAST_QSM = {'max_gn_iter': 3, 'cg_max_iter': 30}
 #: The parameter the third run changes.
 CHANGED_QSM = {'lambda_': 900.0}
+#: The runs made on each cohort, in this order.
+STEPS = ('first', 'noop', 'lambda')
 #: Execution settings compared: this project's defaults and nipype's own.
 MODES = {
     'lesionqsm': {},
@@ -154,15 +156,18 @@ def run_participant(bids, out, work, config, mode_args, nprocs):
     }
 
 
-def bench_size(root, source, n_subjects, nprocs, modes=tuple(MODES)):
-    """First run, no-op rerun and λ rerun of one cohort in each of ``modes``."""
+def bench_size(root, source, n_subjects, nprocs, modes=tuple(MODES), steps=STEPS):
+    """First run, no-op rerun and λ rerun (or those of ``steps``) of one cohort in each of
+    ``modes``."""
     bids = make_cohort(source, root / f'bids_{n_subjects}', n_subjects)
     fast = root / 'fast.json'
     fast.write_text(json.dumps({'qsm': FAST_QSM}))
     changed = root / 'changed.json'
     changed.write_text(json.dumps({'qsm': FAST_QSM | CHANGED_QSM}))
     rows = {mode: {} for mode in modes}
-    for step, config in (('first', fast), ('noop', fast), ('lambda', changed)):
+    configs = {'first': fast, 'noop': fast, 'lambda': changed}
+    for step in steps:
+        config = configs[step]
         for mode in modes:
             mode_args = MODES[mode]
             out, work = root / f'out_{n_subjects}_{mode}', root / f'work_{n_subjects}_{mode}'
@@ -186,7 +191,8 @@ def print_table(results, nprocs):
     print('-' * len(header))
     for n_subjects, rows in results.items():
         for mode, row in rows.items():
-            noop, first, lam = row['noop'], row['first'], row['lambda']
+            nan = {'wall': float('nan'), 'ran': -1}
+            noop, first, lam = row['noop'], row['first'], row.get('lambda', nan)
             per_node = 1000 * noop['schedule'] / max(noop['nodes'], 1)
             row['idle'] = first['schedule'] - first['node_seconds'] / nprocs
             print(f'{n_subjects:>8} {mode:<10} {noop["nodes"]:>6} {first["wall"]:>8.1f} '
@@ -196,7 +202,8 @@ def print_table(results, nprocs):
         if set(rows) != set(MODES):
             continue
         ours, theirs = rows['lesionqsm'], rows['nipype']
-        ratios = [theirs[k]['wall'] / ours[k]['wall'] for k in ('first', 'noop', 'lambda')]
+        ratios = [theirs[k]['wall'] / ours[k]['wall'] if k in ours else float('nan')
+                  for k in STEPS]
         idle = theirs['idle'] / ours['idle'] if ours['idle'] > 0 else float('nan')
         sched = theirs['noop']['schedule'] / max(ours['noop']['schedule'], 1e-3)
         cpu = theirs['noop']['cpu'] / max(ours['noop']['cpu'], 1e-3)
@@ -213,9 +220,13 @@ def main(argv=None):
                         help='--nprocs of every run (default: the CPUs this process may use)')
     parser.add_argument('--modes', nargs='+', choices=tuple(MODES), default=list(MODES),
                         help='execution settings to run (default: both, and their ratio)')
+    parser.add_argument('--steps', nargs='+', choices=STEPS, default=list(STEPS),
+                        help='runs to make (first and noop at least; default: all three)')
     parser.add_argument('--root', type=Path, default=None,
                         help='scratch directory (default: a temporary one, removed)')
     args = parser.parse_args(argv)
+    if not {'first', 'noop'} <= set(args.steps):
+        parser.error('--steps needs first and noop')
     from lesionqsm.synth.cohort import generate_cohort
 
     root = args.root or Path(tempfile.mkdtemp(prefix='bench_scheduling_'))
@@ -226,7 +237,8 @@ def main(argv=None):
             generate_cohort(source, preset='tiny', seed=0)
         print(f'cohorts of the tiny preset; MEDI {FAST_QSM}; λ rerun {CHANGED_QSM}; '
               f'nipype mode: {MODES["nipype"]}', flush=True)
-        results = {n: bench_size(root, source, n, args.nprocs, args.modes)
+        steps = [step for step in STEPS if step in args.steps]
+        results = {n: bench_size(root, source, n, args.nprocs, args.modes, steps)
                    for n in args.sizes}
         print_table(results, args.nprocs)
     finally:
