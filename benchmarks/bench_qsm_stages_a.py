@@ -9,14 +9,22 @@ background field wraps as in real data.  The plain heap-ordered region growing i
 the smallest size only (it is a Python loop) and its result compared with the bucket queue's.
 ``--chain`` also times :func:`lesionqsm.qsm.pipeline.reconstruct_session` (PDF + MEDI+0 with
 the default tolerances), per stage.
+
+``--visit`` times one 256 × 256 × 48, 10-echo visit through the whole chain, per stage, with
+the default background removal (:data:`lesionqsm.qsm.background_methods.DEFAULT_METHOD`:
+cropped PDF at tolerance 0.01 and the edge-aware SMV in MEDI+0) and, in the same run, with the
+previous one (PDF on the padded field of view at tolerance 1e-3, plain MEDI+0); every time is
+also given as a ratio to a plain reference measured in the same run (one real FFT pair of the
+visit's matrix), so that runs on machines of different speed or load can be compared.
 """
 
 import argparse
 import time
 
 import numpy as np
+import scipy.fft
 
-from lesionqsm.qsm import csf, masking, multiecho, r2star, unwrap
+from lesionqsm.qsm import background_methods, csf, masking, multiecho, r2star, unwrap, vsmv
 from lesionqsm.qsm.constants import GAMMA_HZ
 from lesionqsm.qsm.dipole import forward_field
 from lesionqsm.qsm.pipeline import reconstruct_session
@@ -25,7 +33,7 @@ FOV_MM = (240.0, 240.0, 144.0)
 ECHO_TIMES = 0.004 * np.arange(1, 7)
 
 
-def head(shape, *, field_strength=3.0, snr=100.0, seed=0):
+def head(shape, *, field_strength=3.0, snr=100.0, seed=0, echo_times=ECHO_TIMES):
     """Complex echoes, affine and voxel size of an ellipsoidal head filling the FOV."""
     rng = np.random.default_rng(seed)
     voxel = tuple(f / n for f, n in zip(FOV_MM, shape, strict=True))
@@ -55,9 +63,9 @@ def head(shape, *, field_strength=3.0, snr=100.0, seed=0):
         chi[region], r2s[region], rho[region] = x, r, 0.8
     field = forward_field(chi, voxel, pad=True)
     freq = GAMMA_HZ * field_strength * field * 1e-6
-    signal = np.empty(shape + (ECHO_TIMES.size,), np.complex64)
+    signal = np.empty(shape + (len(echo_times),), np.complex64)
     sigma = 0.75 / snr
-    for n, te in enumerate(ECHO_TIMES):
+    for n, te in enumerate(echo_times):
         signal[..., n] = (rho * np.exp(-r2s * te) * np.exp(1j * (0.3 + 2 * np.pi * freq * te))
                           + sigma * (rng.standard_normal(shape)
                                      + 1j * rng.standard_normal(shape)))
@@ -107,12 +115,78 @@ def bench_size(shape, repeat, chain):
     return rows, notes
 
 
+def fft_pair_seconds(shape, repeat=5):
+    """The plain reference: best time of one float32 real FFT pair of ``shape``."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        scipy.fft.irfftn(scipy.fft.rfftn(x, workers=-1), s=shape, workers=-1)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_visit(shape=(256, 256, 48), n_echoes=10):
+    """Per-stage times of the whole chain on one visit: new default and previous default."""
+    echo_times = 0.004 * np.arange(1, n_echoes + 1)
+    signal, affine, voxel = head(shape, echo_times=echo_times)
+    reference = fft_pair_seconds(shape)
+    rss = np.sqrt(np.sum(np.abs(signal) ** 2, axis=-1))
+    start = time.perf_counter()
+    mask = masking.brain_mask_from_magnitude(rss, voxel)
+    t_mask = time.perf_counter() - start
+    start = time.perf_counter()
+    radius = vsmv.radius_map(mask, voxel)
+    t_radius = time.perf_counter() - start
+    runs = {
+        'default (pdf_edge_smv)': dict(
+            background_options={'tol': background_methods.PDF_TOL_BEFORE_SMV, 'crop': True},
+            medi_options={'smv_radius_mm': radius}),
+        'previous (pdf 1e-3)': dict(background_options={}, medi_options={}),
+    }
+    columns = {}
+    for name, options in runs.items():
+        result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine,
+                                     brain_mask=mask, **options)
+        timings = dict(result.timings)
+        timings['brain_mask_s'] = t_mask
+        if 'edge' in name:
+            timings['background_s'] += t_radius
+        timings['total_s'] = sum(v for k, v in timings.items() if k != 'total_s')
+        info = result.parameters['background_info']
+        columns[name] = (timings, info, result.inversion_info)
+    print(f'visit {"x".join(map(str, shape))}, {n_echoes} echoes, voxel '
+          f'{"x".join(f"{v:.2f}" for v in voxel)} mm; reference: one real FFT pair '
+          f'{reference * 1e3:.0f} ms')
+    header = f"{'stage':<18}" + ''.join(f'{n:>26}' for n in columns) + f"{'ratio old/new':>15}"
+    print(header)
+    print('-' * len(header))
+    names = list(columns)
+    for stage in columns[names[0]][0]:
+        cells = ''
+        for n in names:
+            t = columns[n][0][stage]
+            cells += f'{t:>11.2f} s {t / reference:>9.0f} FFT'
+        old, new = columns[names[1]][0][stage], columns[names[0]][0][stage]
+        ratio = old / new if new > 0 else float('nan')
+        print(f'{stage:<18}{cells}{ratio:>15.2f}')
+    for n in names:
+        _, info, inv = columns[n]
+        print(f"{n}: PDF {info.get('iterations')} CG steps on {info.get('fft_shape')}; MEDI "
+              f"{inv.get('iterations')} Gauss-Newton steps, CG {inv.get('cg_iterations')}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', nargs='+', default=['64x64x24', '128x128x48', '256x256x48'])
     parser.add_argument('--repeat', type=int, default=1)
     parser.add_argument('--chain', action='store_true', help='also time reconstruct_session')
+    parser.add_argument('--visit', action='store_true',
+                        help='only time the whole chain on a 256x256x48 10-echo visit')
     args = parser.parse_args(argv)
+    if args.visit:
+        bench_visit()
+        return
     shapes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
     results, notes = {}, {}
     for shape in shapes:
