@@ -33,7 +33,7 @@ from .medi_weights import data_weights, gradient_mask, merit_noise_update
 from .smv import smv_filter, smv_kernel
 
 #: Bump when the numerical behaviour changes (recorded in the output metadata).
-VERSION = '1'
+VERSION = '2'
 
 #: Voxels kept around the mask's bounding box when the problem is cropped for speed.
 CROP_MARGIN = 12
@@ -418,9 +418,13 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
     edge_fraction : float, optional
         Edge gradient components as a fraction of mask voxels (default 0.9, see
         :func:`lesionqsm.qsm.medi_weights.gradient_mask`).
-    smv_radius_mm : float, optional
-        If set (MEDI uses 5 mm), remove the residual background by SMV filtering, erode the
-        mask by the sphere and use the kernel ``(1 - S) D``.
+    smv_radius_mm : float or ndarray, optional
+        If a number (MEDI uses 5 mm), remove the residual background by SMV filtering, erode
+        the mask by the sphere and use the kernel ``(1 - S) D``.  If a per-voxel map of the
+        field's shape (:func:`lesionqsm.qsm.vsmv.radius_map`: sphere radius in mm, -1 for the
+        7-point mean, 0 to drop the voxel), the edge-aware filter ``H`` of
+        :mod:`lesionqsm.qsm.vsmv` is applied to the field and the model is ``H D χ``: only
+        the voxels where the map is 0 (the mask's outer layer) are lost.
     merit : bool, optional
         Model-error reweighting of the data weights after each Gauss-Newton step.
 
