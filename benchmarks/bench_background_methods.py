@@ -25,18 +25,15 @@ import independent_phantom as ip  # noqa: E402
 from lesionqsm.qsm import background_methods, medi  # noqa: E402
 from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
 
-PHANTOMS = {
-    '3t': dict(voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_skull=True,
-               peak_snr=100.0, n_echoes=8, scale=0.75, seed=1),
-    '3t-snr50': dict(voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_skull=True,
-                     peak_snr=50.0, n_echoes=10, scale=0.75, seed=2),
-    '7t-1mm': dict(voxel_size=(1.0, 1.0, 1.0), field_strength=7.0, air_skull=True,
-                   peak_snr=200.0, n_echoes=6, scale=0.6, seed=3),
-    '3t-noskull': dict(voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_skull=False,
-                       peak_snr=100.0, n_echoes=8, scale=0.75, seed=4),
-    '3t-aniso': dict(voxel_size=(0.6, 0.6, 2.0), field_strength=3.0, air_skull=False,
-                     peak_snr=150.0, n_echoes=6, scale=0.6, seed=5),
-}
+PHANTOMS = dict(ip.TEST_PHANTOMS)
+PHANTOMS.update({
+    '1.5mm-3T-skull-snr50': dict(voxel_size=(1.5, 1.5, 1.5), field_strength=3.0,
+                                 air_skull=True, peak_snr=50.0, n_echoes=10, scale=0.75,
+                                 seed=4),
+    '1mm-7T-skull-snr200': dict(voxel_size=(1.0, 1.0, 1.0), field_strength=7.0,
+                                air_skull=True, peak_snr=200.0, n_echoes=6, scale=0.75,
+                                seed=5),
+})
 
 
 def run_phantom(name, methods):
@@ -66,7 +63,8 @@ def run_phantom(name, methods):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--phantoms', nargs='+', default=['3t'], choices=sorted(PHANTOMS))
+    parser.add_argument('--phantoms', nargs='+', default=['1.5mm-3T-skull-snr100'],
+                        choices=sorted(PHANTOMS))
     parser.add_argument('--methods', nargs='+', default=list(background_methods.METHODS),
                         choices=background_methods.METHODS)
     args = parser.parse_args(argv)

@@ -84,6 +84,20 @@ JUXTACORTICAL_LESIONS = (
 CORTEX_MM = 3.0
 
 
+#: The phantoms of the default test run (tests/qsm/test_independent_accuracy.py): between them
+#: every resolution, both field strengths, both ends of the SNR range and the brain with and
+#: without air and skull around it, on matrices small enough for CI.
+TEST_PHANTOMS = {
+    '1.5mm-3T-skull-snr100': dict(voxel_size=(1.5, 1.5, 1.5), field_strength=3.0,
+                                  air_skull=True, peak_snr=100.0, n_echoes=8, scale=0.75,
+                                  seed=1),
+    '1mm-7T-snr200': dict(voxel_size=(1.0, 1.0, 1.0), field_strength=7.0, air_skull=False,
+                          peak_snr=200.0, n_echoes=6, scale=0.5, seed=2),
+    '0.6x0.6x2mm-3T-snr50': dict(voxel_size=(0.6, 0.6, 2.0), field_strength=3.0,
+                                 air_skull=False, peak_snr=50.0, n_echoes=8, scale=0.5, seed=3),
+}
+
+
 @dataclass
 class Lesion:
     """One lesion of the phantom: label in the segmentation, kind and true contrast (ppb)."""
