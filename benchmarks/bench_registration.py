@@ -28,7 +28,9 @@ from test_registration import (  # noqa: E402
     synth_registration_cases,
 )
 
-from lesionqsm.interfaces import fsl_matrix, registration, rigid_engine  # noqa: E402
+from lesionqsm.interfaces import registration  # noqa: E402
+from lesionqsm.registration import fsl_matrix  # noqa: E402
+from lesionqsm.registration import rigid as rigid_engine  # noqa: E402
 
 GRE = ((128, 128, 40), (1.5, 1.5, 3.0))
 FLAIR = ((150, 184, 120), (1.0, 1.0, 1.0))

@@ -54,9 +54,9 @@ def describe(field, annotation=None):
         return 'one of ' + ', '.join(repr(c) for c in meta['choices'])
     parts = []
     if meta.get('low') is not None:
-        parts.append(f"{'>' if meta.get('low_open') else '>='} {meta['low']}")
+        parts.append(f"{'>' if meta.get('low_open') else '>='} {meta['low']:g}")
     if meta.get('high') is not None:
-        parts.append(f"{'<' if meta.get('high_open') else '<='} {meta['high']}")
+        parts.append(f"{'<' if meta.get('high_open') else '<='} {meta['high']:g}")
     kind = _type_name(field.type if annotation is None else annotation)
     return f"{kind} {' and '.join(parts)}".strip()
 

@@ -17,13 +17,16 @@ def main(argv=None):
         from ..synth.cli import main as synth_main
 
         return synth_main(argv[1:])
+    if argv and argv[0] == '--help-options':
+        print(options_reference())
+        return 0
 
     from .parser import ConfigError, build_parser, load_config
 
     parser = build_parser()
     opts = parser.parse_args(argv)
     try:
-        config = load_config(opts.config)
+        config = load_config(opts.config, phase_sign=opts.phase_sign)
     except ConfigError as exc:
         parser.error(str(exc))
     opts.output_dir = opts.output_dir.expanduser().absolute()
@@ -61,6 +64,20 @@ def main(argv=None):
     except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
         LOGGER.error('%s', exc)
         return 2
+
+
+def options_reference():
+    """Every algorithm option of ``--config``, by section: name, default, allowed values."""
+    from ..lesions import LesionOptions
+    from ..options import options_help
+    from ..qsm.pipeline import STEP_OPTIONS
+
+    lines = ['Options of --config (JSON: {"qsm": {...}, "lesions": {...}, "group": {...}}).',
+             'Precedence: command-line flag > --config > default.', '', '[qsm]']
+    for klass in STEP_OPTIONS.values():
+        lines += ['  ' + line for line in options_help(klass)]
+    lines += ['', '[lesions]'] + ['  ' + line for line in options_help(LesionOptions)]
+    return '\n'.join(lines)
 
 
 def validate_input(bids_dir):

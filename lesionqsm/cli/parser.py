@@ -83,7 +83,9 @@ def build_parser():
 
     algorithm = parser.add_argument_group('Algorithm')
     algorithm.add_argument('--config', type=_existing_file,
-                           help='JSON file of algorithm parameters (defaults: the paper\'s)')
+                           help='JSON file of algorithm parameters, sections qsm, lesions and '
+                                'group (defaults: the paper\'s; a command-line flag overrides '
+                                'the file; `lesionqsm --help-options` lists every option)')
     algorithm.add_argument('--registration', choices=['auto', 'flirt', 'builtin'],
                            default='auto', help='FLIRT if on PATH (auto), or the built-in engine')
     algorithm.add_argument('--field-strength', type=_positive_float,
@@ -122,42 +124,57 @@ def build_parser():
     return parser
 
 
-def load_config(path):
-    """Read a --config JSON file of algorithm parameters.
+def load_config(path, *, phase_sign=None):
+    """Read a --config JSON file and build the participant level's options objects.
+
+    Precedence, for every option: command-line flag > ``--config`` > default.
+
+    Parameters
+    ----------
+    path : Path or None
+        The JSON file: an object with the sections ``qsm``, ``lesions``, ``group``.
+    phase_sign : {1, -1}, optional
+        ``--phase-sign``, which overrides ``qsm.phase_sign``.
 
     Returns
     -------
     dict
-        ``{'qsm': {...}, 'lesions': {...}, 'group': {...}}`` sections as given.
+        ``'qsm'``: :class:`lesionqsm.qsm.QSMOptions`; ``'lesions'``:
+        :class:`lesionqsm.lesions.LesionOptions`; ``'group'``: the raw ``group`` section
+        (checked by the group level).
 
     Raises
     ------
     ConfigError
-        Unreadable JSON, or a section or parameter that does not exist (named).
+        Unreadable JSON, or a section or option that does not exist, has the wrong type or
+        lies outside its range (the message names the key and the allowed values).
     """
-    from ..workflows.defaults import QSM_DEFAULTS
+    from ..lesions import LesionOptions
+    from ..options import OptionError, options_from_mapping
+    from ..qsm import QSMOptions
 
-    if path is None:
-        return {'qsm': {}, 'lesions': {}, 'group': {}}
+    config = {}
+    if path is not None:
+        try:
+            config = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
+        if not isinstance(config, dict):
+            raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, '
+                              'group')
+    sections = ('qsm', 'lesions', 'group')
+    for section, value in config.items():
+        if section not in sections:
+            raise ConfigError(f'{path}: unknown section {section!r} (expected '
+                              f'{", ".join(sections)})')
+        if not isinstance(value, dict):
+            raise ConfigError(f'{path}: section {section!r} must be a JSON object')
     try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f'{path}: not a readable JSON file ({exc})') from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f'{path}: expected a JSON object with sections qsm, lesions, group')
-    known = {'qsm': set(QSM_DEFAULTS),
-             'lesions': {'estimator', 'dilation_mm', 'nawm_inner_mm', 'nawm_outer_mm'},
-             'group': None}
-    for section in config:
-        if section not in known:
-            raise ConfigError(f'{path}: unknown section {section!r} '
-                              f'(expected {", ".join(known)})')
-    for section, allowed in known.items():
-        config.setdefault(section, {})
-        if allowed is None:
-            continue
-        unknown = set(config[section]) - allowed
-        if unknown:
-            raise ConfigError(f'{path}: unknown {section} parameter(s) '
-                              f'{", ".join(sorted(unknown))}; known: {", ".join(sorted(allowed))}')
-    return config
+        return {
+            'qsm': QSMOptions.from_mapping(config.get('qsm'), phase_sign=phase_sign),
+            'lesions': options_from_mapping(LesionOptions, config.get('lesions'),
+                                            section='lesions'),
+            'group': dict(config.get('group', {})),
+        }
+    except OptionError as exc:
+        raise ConfigError(f'{path or "options"}: {exc}') from exc

@@ -77,18 +77,19 @@ def build_participant_workflow(opts, subjects_data, config):
     """One top-level workflow holding a ``sub_<label>_wf`` per subject."""
     from nipype.pipeline import engine as pe
 
+    from ..registration import resolve_engine
     from ..workflows.subject import init_subject_wf
 
+    engine = resolve_engine(opts.registration)
+    LOGGER.info('registration engine: %s', 'FSL FLIRT' if engine == 'flirt'
+                else 'built-in (SimpleITK)')
     workflow = pe.Workflow(name='lesionqsm_wf', base_dir=str(opts.work_dir))
-    qsm_options = dict(config['qsm'])
-    if opts.phase_sign is not None:
-        qsm_options['phase_sign'] = opts.phase_sign
     for subject_data in subjects_data:
         subject_wf = init_subject_wf(
             subject_data, output_dir=str(opts.output_dir),
             lesions_file=None if subject_data.lesion_errors else subject_data.lesions_tsv,
-            registration=opts.registration, qsm_options=qsm_options,
-            lesion_options=dict(config['lesions']),
+            registration=engine, qsm_options=config['qsm'],
+            lesion_options=config['lesions'],
             omp_nthreads=opts.omp_nthreads)
         workflow.add_nodes([subject_wf])
     return workflow

@@ -1,7 +1,9 @@
-"""Per-lesion, per-visit statistics: lesion age, χ relative to NAWM, and FLAIR volume."""
+"""Per-lesion, per-visit statistics: lesion age, χ relative to NAWM, and FLAIR volume.
+
+The measures are :mod:`lesionqsm.lesions`; these interfaces load and save files around them.
+"""
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import nibabel as nb
@@ -16,12 +18,20 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..bids.images import atomic_write_text, check_same_grid, load_image
+from ..bids.images import atomic_write_text, check_same_grid, load_image, load_mask_on_grid
 from ..bids_templates import lesion_table_dictionary, lesion_table_path
-from ..qsm import roi
+from ..lesions import (
+    LesionOptions,
+    SubjectMaps,
+    label_volumes_mm3,
+    lesion_fractions,
+    measure_subject,
+    parse_acq_time,
+)
+from ..options import options_from_mapping
+from ..registration.fsl_matrix import fsl_to_world, read_fsl_matrix
 
-ALGORITHM_VERSION = '3'
-DAYS_PER_YEAR = 365.25
+ALGORITHM_VERSION = '4'
 
 #: Column order of the per-subject lesion table (its data dictionary is a template).
 LESION_TABLE_COLUMNS = list(lesion_table_dictionary())
@@ -36,7 +46,7 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
     fraction_files = traits.List(
         traits.Str, mandatory=True,
         desc="per visit, its lesions' partial-volume fractions in baseline GRE space (4-D, "
-             "from LesionFractions, ids in the JSON beside it); '' if none")
+             "from LesionFractions, ids in a header extension); '' if none")
     flair_dseg_files = traits.List(traits.Str, mandatory=True,
                                    desc="lesion label map per visit on its FLAIR; '' if none")
     lesions = traits.List(traits.Dict, mandatory=True,
@@ -47,13 +57,7 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
     brain_mask = File(exists=True, mandatory=True, desc='baseline brain mask')
     csf_mask = File(exists=True, desc='baseline CSF mask, excluded from NAWM')
     vein_mask = File(exists=True, desc='central-vein voxels to drop from lesion ROIs')
-    nawm_inner_mm = traits.Float(1.0, usedefault=True, desc='NAWM shell inner distance, mm')
-    nawm_outer_mm = traits.Float(5.0, usedefault=True, desc='NAWM shell outer distance, mm')
-    estimator = traits.Enum('partial_volume', 'roi_mean', usedefault=True,
-                            desc='chi_rel_ppb: partial-volume corrected excess (default) or the '
-                                 'plain ROI mean (the paper\'s hand-drawn ROI analysis)')
-    dilation_mm = traits.Float(2.0, usedefault=True,
-                               desc='neighbourhood of the partial-volume estimate, mm')
+    options = traits.Dict(desc='lesion measure options (LesionOptions, as a dict)')
     algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True, desc='reruns caches')
 
 
@@ -62,71 +66,51 @@ class _LesionStatisticsOutputSpec(TraitedSpec):
     out_dictionary = File(exists=True, desc='JSON data dictionary of out_table')
 
 
-def _parse_time(text, where):
-    try:
-        return datetime.fromisoformat(str(text).replace('Z', '+00:00'))
-    except ValueError as exc:
-        raise ValueError(f'{where}: unparsable acq_time {text!r}') from exc
-
-
-def _strip(label, prefix):
-    label = str(label)
-    return label[len(prefix):] if label.startswith(prefix) else label
-
-
 class LesionStatistics(SimpleInterface):
-    """Measure every annotated lesion at every visit at or after its detection."""
+    """Measure every annotated lesion at every visit; :func:`lesionqsm.lesions.measure_subject`."""
 
     input_spec = _LesionStatisticsInputSpec
     output_spec = _LesionStatisticsOutputSpec
 
     def _run_interface(self, runtime):
         inputs = self.inputs
-        sessions = [_strip(s, 'ses-') for s in inputs.session_ids]
-        times = {s: _parse_time(t, f'{inputs.participant_id} ses-{s}')
-                 for s, t in zip(sessions, inputs.acq_times, strict=True)}
-        lesions = pd.DataFrame(list(inputs.lesions)).astype(str)
-        for column in ('lesion_id', 'detected_session'):
-            if column not in lesions.columns:
-                raise ValueError(f'{inputs.lesions_tsv}: column {column!r} is missing')
-
+        sessions = [s.removeprefix('ses-') for s in inputs.session_ids]
+        visit_times = {s: parse_acq_time(t, f'{inputs.participant_id} ses-{s}')
+                       for s, t in zip(sessions, inputs.acq_times, strict=True)}
         brain_img = load_image(inputs.brain_mask, ndim=3)
-        brain = np.asanyarray(brain_img.dataobj) > 0
-        voxel_size = tuple(float(v) for v in brain_img.header.get_zooms()[:3])
-        exclude = np.zeros_like(brain)
-        if isdefined(inputs.csf_mask):
-            exclude |= self._mask_on(inputs.csf_mask, brain_img, inputs.brain_mask)
-        veins = None
-        if isdefined(inputs.vein_mask):
-            veins = self._mask_on(inputs.vein_mask, brain_img, inputs.brain_mask)
-            exclude |= veins
 
-        fractions = {}
-        for session, path in zip(sessions, inputs.fraction_files, strict=True):
-            if path:
-                fractions[session] = read_fractions(path, brain_img, inputs.brain_mask)
-        for by_id in fractions.values():
-            for fraction in by_id.values():
-                exclude |= fraction > 0.01
+        def mask_on_brain_grid(path):
+            return load_mask_on_grid(path, brain_img, inputs.brain_mask)
 
-        volumes = {}
-        for session, path in zip(sessions, inputs.flair_dseg_files, strict=True):
-            if path:
-                img = load_image(path, ndim=3)
-                volumes[session] = roi.label_volumes_mm3(
-                    np.rint(np.asanyarray(img.dataobj)), img.header.get_zooms()[:3])
+        def chi_on_brain_grid(path):
+            img = load_image(path, ndim=3)
+            check_same_grid(img, path, brain_img, inputs.brain_mask)
+            return img.get_fdata(dtype=np.float32)
 
-        chi_maps = {}
-        for session, path in zip(sessions, inputs.chi_files, strict=True):
-            if path:
-                img = load_image(path, ndim=3)
-                check_same_grid(img, path, brain_img, inputs.brain_mask)
-                chi_maps[session] = img.get_fdata(dtype=np.float32)
+        def flair_volumes(path):
+            img = load_image(path, ndim=3)
+            return label_volumes_mm3(np.rint(np.asanyarray(img.dataobj)),
+                                     img.header.get_zooms()[:3])
 
-        rows = []
-        for _, lesion in lesions.iterrows():
-            rows.extend(self._measure_lesion(lesion, sessions, times, fractions, chi_maps,
-                                             volumes, brain, exclude, veins, voxel_size))
+        def fractions(path):
+            return read_fractions(path, brain_img, inputs.brain_mask)
+
+        def per_session(paths, load):
+            return {s: load(p) for s, p in zip(sessions, paths, strict=True) if p}
+
+        maps = SubjectMaps(
+            chi=per_session(inputs.chi_files, chi_on_brain_grid),
+            fractions=per_session(inputs.fraction_files, fractions),
+            volumes=per_session(inputs.flair_dseg_files, flair_volumes),
+            brain=np.asanyarray(brain_img.dataobj) > 0,
+            csf=mask_on_brain_grid(inputs.csf_mask) if isdefined(inputs.csf_mask) else None,
+            veins=mask_on_brain_grid(inputs.vein_mask) if isdefined(inputs.vein_mask) else None,
+            voxel_size=tuple(float(v) for v in brain_img.header.get_zooms()[:3]))
+        options = options_from_mapping(
+            LesionOptions, inputs.options if isdefined(inputs.options) else {},
+            section='lesions')
+        rows = measure_subject(inputs.participant_id, list(inputs.lesions), visit_times, maps,
+                               options, source=inputs.lesions_tsv)
         table = pd.DataFrame(rows, columns=LESION_TABLE_COLUMNS)
         out_table = Path(runtime.cwd) / f'{inputs.participant_id}_lesions.tsv'
         atomic_write_text(out_table, table.to_csv(sep='\t', index=False, na_rep='n/a',
@@ -136,88 +120,6 @@ class LesionStatistics(SimpleInterface):
         self._results['out_table'] = str(out_table)
         self._results['out_dictionary'] = str(out_json)
         return runtime
-
-    @staticmethod
-    def _mask_on(path, reference_img, reference_path):
-        img = load_image(path, ndim=3)
-        check_same_grid(img, path, reference_img, reference_path)
-        return np.asanyarray(img.dataobj) > 0
-
-    def _measure_lesion(self, lesion, sessions, times, fractions, chi_maps, volumes, brain,
-                        exclude, veins, voxel_size):
-        inputs = self.inputs
-        lesion_id = str(lesion['lesion_id'])
-        detected = _strip(lesion['detected_session'], 'ses-')
-        if detected not in times:
-            raise ValueError(f'{inputs.lesions_tsv}: lesion {lesion_id} was detected at '
-                             f'ses-{detected}, which is not a visit of {inputs.participant_id}')
-        try:
-            label = int(float(lesion_id))
-        except ValueError as exc:
-            raise ValueError(f'{inputs.lesions_tsv}: lesion_id {lesion_id!r} is not the '
-                             'integer used in the label maps') from exc
-        fraction, others = None, None
-        status_roi = 'ok'
-        if detected not in fractions:
-            status_roi = f'no lesion label map at the detection visit ses-{detected}'
-        elif label not in fractions[detected] or not fractions[detected][label].any():
-            status_roi = f'lesion {label} absent from the label map of ses-{detected}'
-        else:
-            # the ROI drawn at detection is overlaid on every later visit (as in the paper)
-            fraction = fractions[detected][label]
-            others = np.zeros_like(brain)
-            for by_id in fractions.values():
-                for other_id, other in by_id.items():
-                    if other_id != label:
-                        others |= other > 0.01
-            others &= fraction < 0.5
-        baseline_volume = volumes.get(detected, {}).get(label, np.nan) \
-            if detected in volumes else np.nan
-        rows = []
-        for session in sessions:
-            age_days = (times[session] - times[detected]).total_seconds() / 86400.0
-            if age_days < 0:
-                continue  # the lesion did not exist yet
-            status = status_roi
-            stats = {'chi_lesion_ppb': np.nan, 'chi_nawm_ppb': np.nan, 'chi_rel_ppb': np.nan,
-                     'chi_rel_roi_mean_ppb': np.nan, 'n_voxels': 0}
-            if session not in chi_maps:
-                status = 'no QSM at this visit' if status == 'ok' else status
-            elif fraction is not None:
-                stats = roi.lesion_excess_statistics(
-                    chi_maps[session], fraction, exclude=exclude, brain_mask=brain,
-                    voxel_size=voxel_size, others=others, dilation_mm=inputs.dilation_mm,
-                    inner_mm=inputs.nawm_inner_mm, outer_mm=inputs.nawm_outer_mm,
-                    vein_mask=veins)
-                if inputs.estimator == 'roi_mean':
-                    stats['chi_rel_ppb'] = stats['chi_rel_roi_mean_ppb']
-                    stats['chi_lesion_ppb'] = stats['chi_nawm_ppb'] + stats['chi_rel_ppb']
-            if session in volumes:
-                volume = volumes[session].get(label, 0.0)
-            else:
-                volume = np.nan
-                if status == 'ok':
-                    status = 'no FLAIR lesion map at this visit'
-            rows.append({
-                'participant_id': inputs.participant_id,
-                'lesion_id': lesion_id,
-                'session_id': f'ses-{session}',
-                'acq_time': times[session].isoformat(),
-                'detected_session': f'ses-{detected}',
-                'lesion_age_years': age_days / DAYS_PER_YEAR,
-                'rim': lesion.get('rim', 'n/a') or 'n/a',
-                'enhancement': lesion.get('enhancement', 'n/a') or 'n/a',
-                'chi_lesion_ppb': stats['chi_lesion_ppb'],
-                'chi_nawm_ppb': stats['chi_nawm_ppb'],
-                'chi_rel_ppb': stats['chi_rel_ppb'],
-                'chi_rel_roi_mean_ppb': stats['chi_rel_roi_mean_ppb'],
-                'volume_mm3': volume,
-                'baseline_volume_mm3': baseline_volume,
-                'volume_change_mm3': volume - baseline_volume,
-                'n_voxels': stats['n_voxels'],
-                'status': status,
-            })
-        return rows
 
 
 def read_fractions(path, reference_img, reference_path):
@@ -269,20 +171,14 @@ class LesionFractions(SimpleInterface):
     output_spec = _LesionFractionsOutputSpec
 
     def _run_interface(self, runtime):
-        from .fsl_matrix import fsl_to_world, read_fsl_matrix
-
         dseg_img = load_image(self.inputs.in_dseg, ndim=3)
         ref_img = load_image(self.inputs.reference, ndim=3)
-        labels = np.rint(np.asanyarray(dseg_img.dataobj)).astype(np.int64)
+        labels = np.asanyarray(dseg_img.dataobj)
         world = fsl_to_world(read_fsl_matrix(self.inputs.in_matrix_file),
                              in_shape=labels.shape, in_affine=dseg_img.affine,
                              ref_shape=ref_img.shape[:3], ref_affine=ref_img.affine)
-        ids = [int(i) for i in np.unique(labels) if i > 0]
-        volumes = [roi.partial_volume_fraction(labels == lesion_id, dseg_img.affine,
-                                               ref_img.shape[:3], ref_img.affine, world=world)
-                   for lesion_id in ids]
-        shape = ref_img.shape[:3] + (max(1, len(ids)),)
-        data = np.stack(volumes, axis=-1) if volumes else np.zeros(shape, np.float32)
+        ids, data = lesion_fractions(labels, dseg_img.affine, ref_img.shape[:3],
+                                     ref_img.affine, world=world)
         out = Path(runtime.cwd) / 'lesion_fractions.nii'
         header = ref_img.header.copy()
         header.set_data_dtype(np.float32)

@@ -1,19 +1,20 @@
 """nipype interfaces for rigid coregistration and resampling: FSL FLIRT or built-in.
 
 ``Coregister`` runs ``flirt`` through :class:`nipype.interfaces.fsl.FLIRT` (6 dof, correlation
-ratio, as in Zhang et al. 2019) when the executable is on ``PATH``, and otherwise the SimpleITK
-engine of :mod:`lesionqsm.interfaces.rigid_engine`.  Both write the same outputs with the same
-meaning: the moving image resampled onto the reference grid, and a 4×4 text matrix in FLIRT's
+ratio, as in Zhang et al. 2019) or the SimpleITK engine of :mod:`lesionqsm.registration`; the
+engine is chosen once, when the workflow is built
+(:func:`lesionqsm.registration.resolve_engine`), and is an input of every node, so nipype's
+cache knows which engine made a result.  Both write the same outputs with the same meaning:
+the moving image resampled onto the reference grid, and a 4×4 text matrix in FLIRT's
 convention (input scaled-voxel mm to reference scaled-voxel mm, see
-:mod:`lesionqsm.interfaces.fsl_matrix`).  ``ApplyTransform`` resamples with such a matrix
-(``flirt -applyxfm`` or the same convention in scipy); ``ConcatenateTransforms`` and
-``InvertTransform`` do ``convert_xfm``'s ``-concat`` and ``-inverse``.
+:mod:`lesionqsm.registration.fsl_matrix`).  ``ApplyTransform`` resamples with such a matrix
+(``flirt -applyxfm`` or the same convention in scipy); ``ConcatenateTransforms`` does
+``convert_xfm``'s ``-concat``.
 
 Memory: every node's need is given by :func:`estimate_mem_gb` from the image shapes.
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +29,18 @@ from nipype.interfaces.base import (
 )
 
 from ..bids.images import ImageError, atomic_write_text, check_same_grid, load_image, save_like
-from . import fsl_matrix, rigid_engine
+from ..registration import ENGINES, fsl_matrix, register_builtin, registration_summary, rigid
+from ..registration.engine import grid_geometry
 
 #: Bump when registration or resampling results change (reruns nipype caches).
-ALGORITHM_VERSION = f'1+engine{rigid_engine.ENGINE_VERSION}'
+ALGORITHM_VERSION = f'2+engine{rigid.ENGINE_VERSION}'
 
 __all__ = [
     'ApplyTransform',
     'ConcatenateTransforms',
     'Coregister',
-    'InvertTransform',
     'estimate_mem_gb',
     'flirt_interface',
-    'resolve_engine',
 ]
 
 
@@ -70,32 +70,6 @@ def estimate_mem_gb(shape, ref_shape=None):
     return max(0.25, (64 * n_moving + 48 * n_ref) / 1024**3 + 0.2)
 
 
-def resolve_engine(engine):
-    """Which engine runs: ``'flirt'`` or ``'builtin'``.
-
-    Parameters
-    ----------
-    engine : {'auto', 'flirt', 'builtin'}
-        ``'auto'`` picks FLIRT when a ``flirt`` executable is on ``PATH``.
-
-    Raises
-    ------
-    ValueError
-        ``engine='flirt'`` while no ``flirt`` is on ``PATH``, or an unknown engine.
-    """
-    if engine not in ('auto', 'flirt', 'builtin'):
-        raise ValueError(f"registration engine must be 'auto', 'flirt' or 'builtin', "
-                         f'got {engine!r}')
-    found = shutil.which('flirt')
-    if engine == 'flirt' and found is None:
-        raise ValueError("registration engine 'flirt' was requested but no 'flirt' executable "
-                         "is on PATH; install FSL (and set FSLDIR) or use engine 'builtin' or "
-                         "'auto'")
-    if engine == 'auto':
-        return 'flirt' if found else 'builtin'
-    return engine
-
-
 def flirt_interface(in_file, reference, *, out_file, out_matrix_file, dof=6, cost='corratio',
                     interp='trilinear', ref_weight=None):
     """The :class:`nipype.interfaces.fsl.FLIRT` node that ``Coregister`` runs (FSL engine)."""
@@ -120,9 +94,9 @@ def _zooms(img):
 
 
 def _geometry(moving_img, reference_img):
-    return dict(in_shape=moving_img.shape[:3], in_affine=moving_img.affine,
-                ref_shape=reference_img.shape[:3], ref_affine=reference_img.affine,
-                in_zooms=_zooms(moving_img), ref_zooms=_zooms(reference_img))
+    return grid_geometry(moving_img.shape, moving_img.affine, reference_img.shape,
+                         reference_img.affine, in_zooms=_zooms(moving_img),
+                         ref_zooms=_zooms(reference_img))
 
 
 def _run_nipype(node, what, path):
@@ -138,11 +112,6 @@ def _write_report(cwd, name, report):
     return str(path)
 
 
-def _rigid_summary(world):
-    return {'rotation_deg': fsl_matrix.rotation_angle_deg(world),
-            'translation_mm': [float(v) for v in world[:3, 3]]}
-
-
 # --------------------------------------------------------------------------------------------
 # Coregister
 # --------------------------------------------------------------------------------------------
@@ -155,8 +124,8 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
                       desc='degrees of freedom; the built-in engine does 6 (rigid) only')
     cost = traits.Enum('corratio', 'mutualinfo', usedefault=True,
                        desc="FLIRT cost; the built-in engine optimises Mattes MI for both")
-    engine = traits.Enum('auto', 'flirt', 'builtin', usedefault=True,
-                         desc="'auto': FLIRT when 'flirt' is on PATH, else built-in")
+    engine = traits.Enum(*ENGINES, mandatory=True,
+                         desc='engine, chosen when the workflow is built (resolve_engine)')
     interp = traits.Enum('trilinear', 'nearestneighbour', 'spline', usedefault=True,
                          desc='interpolation of the resampled output')
     seed = traits.Int(20190401, usedefault=True, desc='metric sampling seed (built-in engine)')
@@ -186,11 +155,12 @@ class Coregister(SimpleInterface):
         in_file, reference = self.inputs.in_file, self.inputs.reference
         moving_img = load_image(in_file, ndim=3)
         reference_img = load_image(reference, ndim=3)
-        mask_img = None
+        mask = None
         if isdefined(self.inputs.reference_mask):
             mask_img = load_image(self.inputs.reference_mask, ndim=3)
             check_same_grid(mask_img, self.inputs.reference_mask, reference_img, reference)
-        engine = resolve_engine(self.inputs.engine)
+            mask = np.asanyarray(mask_img.dataobj) > 0
+        engine = self.inputs.engine
         if engine == 'builtin' and self.inputs.dof != 6:
             raise ValueError(f'{in_file}: the built-in engine is rigid (dof=6); dof='
                              f'{self.inputs.dof} needs FSL FLIRT')
@@ -198,59 +168,32 @@ class Coregister(SimpleInterface):
         out_file = cwd / 'registered.nii.gz'
         out_matrix = cwd / 'moving_to_reference.mat'
         geometry = _geometry(moving_img, reference_img)
-        report = {
-            'engine': engine,
-            'algorithm_version': self.inputs.algorithm_version,
-            'in_file': str(in_file),
-            'reference': str(reference),
-            'dof': int(self.inputs.dof),
-            'cost': self.inputs.cost,
-            'interp': self.inputs.interp,
-        }
+        report = {'engine': engine, 'algorithm_version': self.inputs.algorithm_version,
+                  'in_file': str(in_file), 'reference': str(reference),
+                  'dof': int(self.inputs.dof), 'cost': self.inputs.cost,
+                  'interp': self.inputs.interp}
         if engine == 'flirt':
             node = flirt_interface(in_file, reference, out_file=out_file,
                                    out_matrix_file=out_matrix, dof=self.inputs.dof,
                                    cost=self.inputs.cost, interp=self.inputs.interp,
-                                   ref_weight=(self.inputs.reference_mask if mask_img is not None
-                                               else None))
+                                   ref_weight=self.inputs.reference_mask if mask is not None
+                                   else None)
             report['command'] = node.cmdline
             _run_nipype(node, 'FLIRT', in_file)
             matrix = fsl_matrix.read_fsl_matrix(out_matrix)
             resampled = load_image(out_file, ndim=3).get_fdata(dtype=np.float32)
             report.update({'metric': f'FLIRT {self.inputs.cost}', 'metric_value': None})
         else:
-            result = rigid_engine.register_rigid(
+            matrix, resampled, engine_report = register_builtin(
                 reference_img.get_fdata(dtype=np.float32), reference_img.affine,
-                moving_img.get_fdata(dtype=np.float32), moving_img.affine,
-                reference_mask=None if mask_img is None else np.asanyarray(mask_img.dataobj) > 0,
-                seed=self.inputs.seed, n_threads=self.inputs.n_threads)
-            fsl_matrix.write_fsl_matrix(out_matrix,
-                                        fsl_matrix.world_to_fsl(result.world, **geometry))
-            # Resample with the matrix as written (10 digits), so ApplyTransform on the file
-            # reproduces out_file exactly.
-            matrix = fsl_matrix.read_fsl_matrix(out_matrix)
-            resampled, dtype = _resample(moving_img, reference_img, matrix, self.inputs.interp)
-            save_like(resampled, reference_img, cwd, out_file.name, dtype=dtype)
-            report.update({
-                'metric': result.metric,
-                'metric_value': result.metric_value,
-                'iterations_per_level': result.iterations,
-                'stop_condition': result.stop_condition,
-                'parameters': result.parameters,
-            })
-            if self.inputs.cost == 'corratio':
-                report['note'] = ('correlation ratio is not available in SimpleITK; Mattes '
-                                  'mutual information was optimised and the final correlation '
-                                  'ratio cost is reported')
-        world = fsl_matrix.fsl_to_world(matrix, **geometry)
-        report.update({
-            'fsl_matrix': matrix.tolist(),
-            'world_matrix_moving_to_reference_ras': world.tolist(),
-            'correlation_ratio_cost': rigid_engine.correlation_ratio_cost(
-                reference_img.get_fdata(dtype=np.float32), np.asarray(resampled, np.float32),
-                mask=None if mask_img is None else np.asanyarray(mask_img.dataobj) > 0),
-            **_rigid_summary(world),
-        })
+                moving_img.get_fdata(dtype=np.float32), moving_img.affine, geometry=geometry,
+                reference_mask=mask, interp=self.inputs.interp, seed=self.inputs.seed,
+                n_threads=self.inputs.n_threads)
+            fsl_matrix.write_fsl_matrix(out_matrix, matrix)
+            save_like(resampled, reference_img, cwd, out_file.name)
+            report.update(engine_report)
+        report.update(registration_summary(matrix, reference_img.get_fdata(dtype=np.float32),
+                                           resampled, geometry=geometry, reference_mask=mask))
         self._results['out_file'] = str(out_file)
         self._results['out_matrix_file'] = str(out_matrix)
         self._results['out_report'] = _write_report(cwd, 'registration_report.json', report)
@@ -267,7 +210,7 @@ def _resample(moving_img, reference_img, matrix, interp):
     else:
         data = moving_img.get_fdata(dtype=np.float32)
         dtype = np.float32
-    out = rigid_engine.resample_fsl(data, moving_img.affine, reference_img.shape[:3],
+    out = rigid.resample_fsl(data, moving_img.affine, reference_img.shape[:3],
                                     reference_img.affine, matrix, interp=interp,
                                     in_zooms=geometry['in_zooms'],
                                     ref_zooms=geometry['ref_zooms'])
@@ -284,8 +227,9 @@ class _ApplyTransformInputSpec(BaseInterfaceInputSpec):
                           desc='4x4 FLIRT-convention matrix, in_file to reference')
     interp = traits.Enum('trilinear', 'nearestneighbour', 'spline', usedefault=True,
                          desc='nearestneighbour for label maps (keeps integer dtype)')
-    engine = traits.Enum('auto', 'flirt', 'builtin', usedefault=True,
-                         desc="'auto': flirt -applyxfm when 'flirt' is on PATH, else scipy")
+    engine = traits.Enum(*ENGINES, mandatory=True,
+                         desc="'flirt' (flirt -applyxfm) or 'builtin' (scipy), chosen when the "
+                              'workflow is built')
     algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True,
                                    desc='changes when the algorithm changes; reruns caches')
 
@@ -310,7 +254,7 @@ class ApplyTransform(SimpleInterface):
         moving_img = load_image(in_file, ndim=3)
         reference_img = load_image(self.inputs.reference, ndim=3)
         matrix = fsl_matrix.read_fsl_matrix(self.inputs.in_matrix_file)
-        engine = resolve_engine(self.inputs.engine)
+        engine = self.inputs.engine
         out_file = Path(runtime.cwd) / 'resampled.nii.gz'
         if engine == 'flirt':
             node = _applyxfm_interface(in_file, self.inputs.reference,
@@ -351,23 +295,6 @@ class ConcatenateTransforms(SimpleInterface):
                                           fsl_matrix.read_fsl_matrix(self.inputs.in_b_to_c))
         self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
             Path(runtime.cwd) / 'a_to_c.mat', composed)
-        return runtime
-
-
-class _InvertInputSpec(BaseInterfaceInputSpec):
-    in_matrix_file = File(exists=True, mandatory=True, desc='FLIRT matrix A to B')
-
-
-class InvertTransform(SimpleInterface):
-    """B→A from A→B (``convert_xfm -inverse``); see :func:`fsl_matrix.invert_fsl`."""
-
-    input_spec = _InvertInputSpec
-    output_spec = _MatrixOutputSpec
-
-    def _run_interface(self, runtime):
-        inverted = fsl_matrix.invert_fsl(fsl_matrix.read_fsl_matrix(self.inputs.in_matrix_file))
-        self._results['out_matrix_file'] = fsl_matrix.write_fsl_matrix(
-            Path(runtime.cwd) / 'inverse.mat', inverted)
         return runtime
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..options import option
 from .masking import erode_mm
 
 
@@ -124,3 +125,36 @@ def ventricular_csf_mask(r2star, brain_mask, voxel_size, *, r2star_threshold=5.0
         mask=mask, reference='ventricular_csf', n_seeds=int(big.size),
         message=(f'ventricular CSF from {big.size} low-R2* region(s){shortfall}: '
                  f'{volume_ml:.1f} mL, R2* < {r2star_threshold:g} /s'))
+
+
+@dataclass(frozen=True)
+class CSFOptions:
+    """Options of the ventricular CSF search (:func:`ventricular_csf_mask`)."""
+
+    csf_r2star_threshold: float = option(5.0, doc='CSF has R2* below this, 1/s', low=0.0,
+                                         low_open=True)
+    csf_sphere_radius_mm: float = option(30.0, doc='seeds lie within this distance of the '
+                                                   'brain centre, mm', low=0.0, low_open=True)
+    csf_erosion_mm: float = option(10.0, doc='brain mask erosion before the search, mm',
+                                   low=0.0)
+    csf_min_volume_mm3: float = option(30.0, doc='smaller low-R2* regions are noise, mm3',
+                                       low=0.0)
+
+
+def find_reference_region(r2star, brain_mask, voxel_size, options=CSFOptions()):
+    """The CSF step: the ventricular CSF, or the whole brain when none is found.
+
+    Returns
+    -------
+    CSFMaskResult
+        With the reason in ``message``.  Its ``mask`` is the ventricular CSF, empty when none
+        was found (``reference='whole_brain'``: the inversion step then references the whole
+        brain, and nothing is excluded from the white matter as "CSF").
+    """
+    result = ventricular_csf_mask(
+        r2star, brain_mask, voxel_size, r2star_threshold=options.csf_r2star_threshold,
+        sphere_radius_mm=options.csf_sphere_radius_mm, erosion_mm=options.csf_erosion_mm,
+        min_volume_mm3=options.csf_min_volume_mm3)
+    if result.reference != 'ventricular_csf':
+        result.mask = np.zeros_like(result.mask)
+    return result

@@ -1,7 +1,11 @@
 """Brain mask from the GRE magnitude (no FSL), and millimetre-sized binary morphology."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from scipy import ndimage
+
+from ..options import option
 
 
 def _small_ball(radius_mm, voxel_size, max_voxels=2):
@@ -182,3 +186,73 @@ def brain_mask_from_magnitude(magnitude, voxel_size, *, threshold=None, opening_
     out = np.zeros(mag.shape, bool)
     out[box] = brain
     return out
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """Options of the automatic brain mask (:func:`brain_mask_from_magnitude`)."""
+
+    mask_threshold: float | None = option(
+        None, doc='intensity threshold as a fraction of the 99th percentile of the magnitude '
+                  '(null: Otsu)', low=0.0, high=1.0, low_open=True)
+    mask_opening_mm: float = option(4.0, doc='opening radius separating brain and scalp, mm',
+                                    low=0.0)
+    mask_erosion_mm: float = option(1.0, doc='final erosion of the brain mask, mm', low=0.0)
+
+
+@dataclass
+class BrainMaskResult:
+    """The brain mask of one visit and where it came from.
+
+    Attributes
+    ----------
+    mask : bool ndarray, shape (X, Y, Z)
+    source : str
+        ``'user'`` (given, used as is) or ``'magnitude'`` (:func:`brain_mask_from_magnitude`).
+    decisions : dict
+        Source, volume (mL) and thresholds, for the sidecar.
+    """
+
+    mask: np.ndarray
+    source: str
+    decisions: dict = field(default_factory=dict)
+
+
+def make_brain_mask(magnitude, voxel_size, options=MaskOptions(), *, user_mask=None):
+    """The brain mask step: the user's mask when given, else one from the magnitude.
+
+    Parameters
+    ----------
+    magnitude : float ndarray, shape (X, Y, Z)
+        Root-sum-of-squares magnitude, any scale.
+    voxel_size : tuple of 3 float
+        mm.
+    options : MaskOptions
+    user_mask : bool ndarray, shape (X, Y, Z), optional
+        A mask given by the user, on the same grid.
+
+    Returns
+    -------
+    BrainMaskResult
+
+    Raises
+    ------
+    ValueError
+        The user's mask has another shape or is empty, or no brain is found.
+    """
+    if user_mask is not None:
+        mask = np.asarray(user_mask) > 0
+        if mask.shape != np.shape(magnitude):
+            raise ValueError(f'the brain mask has shape {mask.shape}, the echoes '
+                             f'{np.shape(magnitude)}')
+        source = 'user'
+    else:
+        mask = brain_mask_from_magnitude(
+            magnitude, voxel_size, threshold=options.mask_threshold,
+            opening_mm=options.mask_opening_mm, erosion_mm=options.mask_erosion_mm)
+        source = 'magnitude'
+    if not mask.any():
+        raise ValueError('the brain mask is empty')
+    volume_ml = float(mask.sum() * np.prod(voxel_size) / 1000.0)
+    return BrainMaskResult(mask=mask, source=source,
+                           decisions={'brain_mask': source, 'brain_volume_ml': volume_ml})

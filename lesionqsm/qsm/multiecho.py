@@ -21,9 +21,8 @@ class MultiEchoFit:
     Attributes
     ----------
     field_rad : float32 ndarray
-        Frequency in radians per ``delta_te``.  From :func:`fit_multiecho_complex` it is wrapped
-        to [-π, π) as fitted (it may still need spatial unwrapping); from
-        :func:`fit_phase_linear` it is as unwrapped as its input phases.
+        Frequency in radians per ``delta_te``, wrapped to [-π, π) as fitted (it may still need
+        spatial unwrapping).
     field_hz : float32 ndarray
         The same frequency in Hz, ``field_rad / (2π delta_te)``.
     phase0 : float32 ndarray
@@ -263,84 +262,3 @@ def _fit_block(block, tau, *, max_iter, tol):
     return (_wrap(p1).astype(np.float32), _wrap(p0).astype(np.float32),
             np.sqrt(ai22).astype(np.float32), relres.astype(np.float32),
             ssr.astype(np.float32))
-
-
-def fit_phase_linear(unwrapped_phase, magnitude, echo_times, *, mask=None, noise_sigma=None):
-    """Weighted linear fit of temporally unwrapped echo phases against echo time.
-
-    Fits ``φ_n = φ0 + ω τ_n`` (``τ_n = (TE_n - TE_1) / ΔTE``) with weights ``|S_n|²``, the
-    inverse variance of the phase noise ``σ / |S_n|``.
-
-    Parameters
-    ----------
-    unwrapped_phase : ndarray, shape (X, Y, Z, E)
-        Echo phases in radians, unwrapped along the echoes.
-    magnitude : ndarray, shape (X, Y, Z, E)
-        Echo magnitudes, any scale.
-    echo_times : sequence of E float
-        Echo times in s, strictly increasing (uneven spacing allowed).
-    mask : bool ndarray, shape (X, Y, Z), optional
-        Fit and estimate the noise only here.
-    noise_sigma : float, optional
-        Known noise σ of one real channel, in magnitude units.
-
-    Returns
-    -------
-    MultiEchoFit
-        ``field_rad`` not wrapped; ``phase0`` is the fitted phase at the first echo (not
-        wrapped either).
-
-    Raises
-    ------
-    ValueError
-        If shapes or echo times do not match.
-    """
-    phase = np.asarray(unwrapped_phase, dtype=np.float32)
-    mag = np.asarray(magnitude, dtype=np.float32)
-    if phase.ndim != 4 or phase.shape != mag.shape:
-        raise ValueError(f'phase {phase.shape} and magnitude {mag.shape} must be the same 4-D '
-                         'shape (X, Y, Z, echoes)')
-    te = _check_echo_times(echo_times, phase.shape[-1])
-    shape = phase.shape[:3]
-    mask = _check_mask(mask, shape)
-    delta_te = float(te[1] - te[0])
-    tau = ((te - te[0]) / delta_te).astype(np.float32)
-    y = phase[mask]
-    w = mag[mask] ** 2
-    a11 = w.sum(axis=1)
-    a12 = w @ tau
-    a22 = w @ (tau * tau)
-    b1 = (w * y).sum(axis=1)
-    b2 = (w * y) @ tau
-    det = a11 * a22 - a12 * a12
-    with np.errstate(divide='ignore', invalid='ignore'):
-        ok = det > 0
-        p0 = np.where(ok, (a22 * b1 - a12 * b2) / det, 0)
-        p1 = np.where(ok, (a11 * b2 - a12 * b1) / det, 0)
-        unit_std = np.where(ok, np.sqrt(np.abs(a11 / det)), 0)
-    fitted = p0[:, None] + p1[:, None] * tau[None, :]
-    ssr = np.sum(w * (y - fitted) ** 2, axis=1)  # ≈ σ² χ²(E - 2): |S|·δφ ~ N(0, σ²)
-    total = w.sum(axis=1)
-    if noise_sigma is None:
-        noise_sigma = _pooled_sigma(ssr, phase.shape[-1] - 2, np.ones(ssr.size, bool))
-        if not np.isfinite(noise_sigma):
-            noise_sigma = _background_sigma(mag[..., 0])
-    noise_sigma = float(noise_sigma)
-
-    def _to_volume(values):
-        volume = np.zeros(shape, np.float32)
-        volume[mask] = values
-        return volume
-
-    field_rad = _to_volume(p1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        relres = np.where(total > 0, ssr / total, 0)
-    return MultiEchoFit(
-        field_rad=field_rad,
-        field_hz=(field_rad / np.float32(2 * np.pi * delta_te)).astype(np.float32),
-        phase0=_to_volume(p0),
-        noise_std=_to_volume(unit_std * noise_sigma),
-        delta_te=delta_te,
-        residual=_to_volume(relres),
-        noise_sigma=noise_sigma,
-    )

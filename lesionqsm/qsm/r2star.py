@@ -1,6 +1,10 @@
 """R2* (1/s) from the multi-echo GRE magnitude: ARLO and weighted log-linear least squares."""
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from ..options import option
 
 
 def _prepare(magnitude, echo_times, mask, min_echoes):
@@ -129,3 +133,52 @@ def r2star_loglinear(magnitude, echo_times, *, mask=None, max_r2star=1000.0):
     out = np.zeros(mag.shape[:3], np.float32)
     out[mask] = r2s
     return out
+
+
+@dataclass(frozen=True)
+class R2StarOptions:
+    """Which R2* estimator to use."""
+
+    r2star_method: str = option(
+        'arlo', doc='R2* estimator; ARLO needs 3 or more evenly spaced echoes, otherwise the '
+                    'log-linear fit is used and the sidecar says so',
+        choices=('arlo', 'loglinear'))
+
+
+def evenly_spaced(echo_times, *, rtol=1e-3):
+    """True for 3 or more echo times with equal spacing (to ``rtol`` of the mean spacing)."""
+    te = np.asarray(echo_times, dtype=float)
+    spacing = np.diff(te)
+    return te.size >= 3 and float(np.ptp(spacing)) <= rtol * float(spacing.mean())
+
+
+def estimate_r2star(magnitude, echo_times, mask, options=R2StarOptions()):
+    """The R2* step: ARLO where it applies, the log-linear fit otherwise.
+
+    Parameters
+    ----------
+    magnitude : float ndarray, shape (X, Y, Z, E)
+        Echo magnitudes, any scale.
+    echo_times : sequence of E float
+        Echo times in s, ascending.
+    mask : bool ndarray, shape (X, Y, Z)
+        Brain mask; R2* is 0 outside it.
+    options : R2StarOptions
+
+    Returns
+    -------
+    r2star : float32 ndarray, 1/s
+    decisions : dict
+        ``r2star_method``, the estimator that ran.
+    warnings : list of str
+        Set when ARLO was asked for but the echoes do not allow it.
+    """
+    warnings = []
+    method = options.r2star_method
+    if method == 'arlo' and not evenly_spaced(echo_times):
+        method = 'loglinear'
+        warnings.append(f'R2*: ARLO needs 3 or more evenly spaced echoes ({len(echo_times)} '
+                        'echoes here); the log-linear fit was used')
+    estimator = r2star_arlo if method == 'arlo' else r2star_loglinear
+    r2s = estimator(magnitude, echo_times, mask=mask)
+    return np.where(mask, r2s, 0).astype(np.float32), {'r2star_method': method}, warnings

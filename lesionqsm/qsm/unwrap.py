@@ -1,10 +1,13 @@
 """Spatial phase unwrapping: least-squares Laplacian (DCT) and quality-guided region growing."""
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 from scipy import ndimage
+
+from ..options import option
 
 TWO_PI = 2.0 * np.pi
 
@@ -321,3 +324,39 @@ def unwrap_region_growing_heap(phase, magnitude, *, mask=None):
     out = result.reshape(shape)
     out = np.where(valid, out, np.asarray(phase, dtype=np.float64))
     return out.astype(out_dtype)
+
+
+@dataclass(frozen=True)
+class UnwrapOptions:
+    """Spatial unwrapping of the fitted field."""
+
+    unwrapping: str = option('region_growing', doc='spatial phase unwrapper',
+                             choices=('region_growing', 'laplacian'))
+
+
+def unwrap_field(field_rad, magnitude, mask, voxel_size, options=UnwrapOptions()):
+    """The unwrapping step: unwrapped total field, 0 outside the brain mask.
+
+    Parameters
+    ----------
+    field_rad : float ndarray, shape (X, Y, Z)
+        Wrapped field of the multi-echo fit, radians per ΔTE.
+    magnitude : float ndarray, shape (X, Y, Z)
+        Magnitude guiding the region-growing unwrapper.
+    mask : bool ndarray, shape (X, Y, Z)
+        Brain mask.
+    voxel_size : tuple of 3 float
+        mm (Laplacian unwrapper).
+    options : UnwrapOptions
+
+    Returns
+    -------
+    unwrapped : float32 ndarray, radians per ΔTE
+    decisions : dict
+    """
+    if options.unwrapping == 'laplacian':
+        unwrapped = unwrap_laplacian(field_rad, voxel_size)
+    else:
+        unwrapped = unwrap_region_growing(field_rad, magnitude, mask=mask)
+    unwrapped = np.where(mask, unwrapped, 0).astype(np.float32)
+    return unwrapped, {'unwrapping': options.unwrapping}

@@ -177,13 +177,6 @@ class HeadPhantom:
     shapes: tuple = field(default_factory=tuple)
     scale: tuple = (1.0, 1.0, 1.0)
 
-    def bounding_box(self):
-        """(min, max) corners in head coordinates (mm) of the outer head surface."""
-        outer = self.shapes[0]
-        c = np.asarray(outer.centre)
-        a = np.asarray(outer.semi_axes)
-        return c - a, c + a
-
 
 def make_head(*, scale=(1.0, 1.0, 1.0), ventricle_scale=1.0):
     """Build the head phantom.

@@ -8,7 +8,7 @@ from ..interfaces.lesions import LesionTableSink
 
 
 def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
-                       name='ds_session_wf'):
+                       registration_engine=None, name='ds_session_wf'):
     """Write one visit's QSM derivatives.
 
     Parameters
@@ -19,6 +19,8 @@ def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
         A raw file of the visit (first-echo magnitude) whose entities name the outputs.
     baseline_reference : str
         BIDS URI of the baseline visit's χ map: the ``SpatialReference`` of ``space-baseline``.
+    registration_engine : {'flirt', 'builtin'}, optional
+        The engine that made the transform, recorded in its sidecar.
 
     Inputs
     ------
@@ -45,6 +47,8 @@ def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
     ds_csf_mask = sink('ds_csf_mask', suffix='mask', desc='csf')
     ds_xfm = sink('ds_xfm', suffix='xfm', extension='.mat', from_='GRE', to='baseline',
                   mode='image')
+    if registration_engine is not None:
+        ds_xfm.inputs.meta_dict = {'RegistrationEngine': registration_engine}
     workflow.connect([
         (inputnode, ds_chi, [('chi', 'in_file'), ('chi_metadata', 'meta_dict')]),
         (inputnode, ds_chi_baseline, [('chi_baseline', 'in_file'),

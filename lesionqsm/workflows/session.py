@@ -1,4 +1,4 @@
-"""One visit's QSM: multi-echo GRE echoes to a CSF-referenced χ map (ppm)."""
+"""One visit's QSM: multi-echo GRE echoes to a referenced χ map (ppm)."""
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -7,27 +7,31 @@ from ..interfaces.qsm import (
     BrainMask,
     CSFMask,
     DipoleInversion,
-    GatherEchoes,
     MultiEchoFit,
+    PrepareEchoes,
     R2Star,
     RemoveBackground,
     Unwrap,
 )
-from .defaults import QSM_DEFAULTS
+from ..options import options_as_dict
+from ..qsm.pipeline import QSMOptions
 
 SESSION_OUTPUTS = [
-    'magnitude', 'magnitude_4d', 'echo_times', 'field', 'noise_std', 'unwrapped_field',
-    'brain_mask', 'r2star', 'csf_mask', 'reference', 'local_field', 'chi', 'chi_metadata',
+    'magnitude', 'signal', 'echo_times', 'field', 'noise_std', 'unwrapped_field',
+    'brain_mask', 'r2star', 'csf_mask', 'reference', 'reference_mask', 'local_field',
+    'local_mask', 'chi', 'chi_metadata',
 ]
 
 
 def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb=0.5,
                         omp_nthreads=1, qsm_options=None, name='session_qsm_wf'):
-    """Reconstruct one visit's χ map (ppm, CSF = 0) from its multi-echo GRE.
+    """Reconstruct one visit's χ map (ppm) from its multi-echo GRE.
 
-    Echoes are stacked and checked, the brain is masked from the magnitude, the field and its
-    noise are fitted from the complex echoes, unwrapped, the background field is removed (PDF
-    or LBV), and MEDI+0 inverts the local field referenced to the ventricular CSF.
+    The nodes are the steps of :func:`lesionqsm.qsm.reconstruct_session`, in the same order
+    and with the same options: echoes read and scaled, brain mask, complex multi-echo fit,
+    unwrapping, R2*, CSF reference search, background removal (PDF or LBV) and the dipole
+    inversion (MEDI+0 referenced to the ventricular CSF; plain MEDI referenced to the whole
+    brain when no CSF is found).
 
     Workflow Graph
         .. workflow::
@@ -47,89 +51,90 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         Size of one 3-D float32 volume times a safety factor, GB; nodes scale it.
     omp_nthreads : int
         Threads for the FFT-heavy nodes.
-    qsm_options : dict, optional
-        Overrides of :data:`QSM_DEFAULTS`.
+    qsm_options : QSMOptions or dict, optional
+        The chain's options (a flat dict is checked by :meth:`QSMOptions.from_mapping`).
 
     Inputs
     ------
     mag_files, phase_files : list of str
         One 3-D NIfTI per echo.
-    brain_mask : str, optional
-        User mask on the GRE grid (an empty string builds one from the magnitude).
 
     Outputs
     -------
-    chi : χ in ppm, referenced to the mean over ``csf_mask`` (whole brain if none was found)
+    chi : χ in ppm, referenced to the mean over ``reference_mask``
     magnitude : root-sum-of-squares magnitude (the registration target)
     field, noise_std, unwrapped_field, local_field : rad per echo spacing
-    r2star : 1/s;  brain_mask, csf_mask : binary;  reference : the reference region's name
+    r2star : 1/s;  brain_mask, csf_mask (empty when none was found), local_mask,
+    reference_mask : binary;  reference : the reference region's name
     chi_metadata : dict for the Chimap sidecar
     """
-    options = {**QSM_DEFAULTS, **(qsm_options or {})}
-    unknown = set(options) - set(QSM_DEFAULTS)
-    if unknown:
-        raise ValueError(f'unknown QSM options: {", ".join(sorted(unknown))}')
+    if not isinstance(qsm_options, QSMOptions):
+        qsm_options = QSMOptions.from_mapping(qsm_options)
     n_echoes = len(echo_times)
+
+    def step(interface, node_name, options, **kwargs):
+        return pe.Node(interface(options=options_as_dict(options)), name=node_name, **kwargs)
 
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=['mag_files', 'phase_files']),
                         name='inputnode')
     outputnode = pe.Node(niu.IdentityInterface(fields=SESSION_OUTPUTS), name='outputnode')
 
-    gather = pe.Node(GatherEchoes(echo_times=list(echo_times), phase_units=phase_units,
-                                  phase_sign=options['phase_sign']),
-                     name='gather_echoes', mem_gb=3 * mem_gb * n_echoes)
-    brain_mask = pe.Node(BrainMask(), name='brain_mask', mem_gb=2 * mem_gb)
+    prepare = step(PrepareEchoes, 'prepare_echoes', qsm_options.echoes,
+                   mem_gb=6 * mem_gb * n_echoes)
+    prepare.inputs.echo_times = list(echo_times)
+    prepare.inputs.phase_units = phase_units
+    brain_mask = step(BrainMask, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
     fit_echoes = pe.Node(MultiEchoFit(), name='fit_echoes', mem_gb=4 * mem_gb * n_echoes)
-    unwrap = pe.Node(Unwrap(method=options['unwrapping']), name='unwrap', mem_gb=4 * mem_gb)
-    r2star = pe.Node(R2Star(method=options['r2star_method']), name='r2star',
-                     mem_gb=2 * mem_gb * n_echoes)
-    csf_mask = pe.Node(CSFMask(r2star_threshold=options['csf_r2star_threshold'],
-                               sphere_radius_mm=options['csf_sphere_radius_mm'],
-                               erosion_mm=options['csf_erosion_mm']),
-                       name='csf_mask', mem_gb=2 * mem_gb)
-    remove_background = pe.Node(RemoveBackground(method=options['background']),
-                                name='remove_background', mem_gb=16 * mem_gb,
-                                n_procs=omp_nthreads)
-    invert_dipole = pe.Node(
-        DipoleInversion(field_strength=field_strength, algorithm=options['inversion'],
-                        lambda_=options['lambda_'], lambda_csf=options['lambda_csf'],
-                        max_gn_iter=options['max_gn_iter'], gn_tol=options['gn_tol'],
-                        cg_max_iter=options['cg_max_iter'], cg_tol=options['cg_tol'],
-                        edge_fraction=options['edge_fraction'],
-                        smv_radius_mm=options['smv_radius_mm'], merit=options['merit']),
-        name='invert_dipole', mem_gb=24 * mem_gb, n_procs=omp_nthreads)
+    unwrap = step(Unwrap, 'unwrap', qsm_options.unwrap, mem_gb=4 * mem_gb)
+    r2star = step(R2Star, 'r2star', qsm_options.r2star, mem_gb=3 * mem_gb * n_echoes)
+    csf_mask = step(CSFMask, 'csf_mask', qsm_options.csf, mem_gb=2 * mem_gb)
+    remove_background = step(RemoveBackground, 'remove_background', qsm_options.background,
+                             mem_gb=16 * mem_gb, n_procs=omp_nthreads)
+    invert_dipole = step(DipoleInversion, 'invert_dipole', qsm_options.inversion,
+                         mem_gb=24 * mem_gb, n_procs=omp_nthreads)
+    invert_dipole.inputs.field_strength = field_strength
+    invert_dipole.inputs.chain_options = qsm_options.as_flat_dict()
+    # the earlier steps' decisions, in chain order, for the sidecar
+    decisions = pe.Node(niu.Merge(6), name='gather_decisions', run_without_submitting=True)
 
     workflow.connect([
-        (inputnode, gather, [('mag_files', 'mag_files'), ('phase_files', 'phase_files')]),
-        (gather, brain_mask, [('out_mean_magnitude', 'in_magnitude')]),
-        (gather, fit_echoes, [('out_magnitude', 'in_magnitude'), ('out_phase', 'in_phase'),
-                              ('echo_times', 'echo_times')]),
+        (inputnode, prepare, [('mag_files', 'mag_files'), ('phase_files', 'phase_files')]),
+        (prepare, brain_mask, [('out_magnitude', 'in_magnitude')]),
+        (prepare, fit_echoes, [('out_signal', 'in_signal'), ('echo_times', 'echo_times')]),
         (brain_mask, fit_echoes, [('out_mask', 'in_mask')]),
         (fit_echoes, unwrap, [('out_field', 'in_field')]),
-        (gather, unwrap, [('out_mean_magnitude', 'in_magnitude')]),
+        (prepare, unwrap, [('out_magnitude', 'in_magnitude')]),
         (brain_mask, unwrap, [('out_mask', 'in_mask')]),
-        (gather, r2star, [('out_magnitude', 'in_magnitude'), ('echo_times', 'echo_times')]),
+        (prepare, r2star, [('out_signal', 'in_signal'), ('echo_times', 'echo_times')]),
         (brain_mask, r2star, [('out_mask', 'in_mask')]),
         (r2star, csf_mask, [('out_r2star', 'in_r2star')]),
         (brain_mask, csf_mask, [('out_mask', 'in_mask')]),
         (unwrap, remove_background, [('out_field', 'in_field')]),
         (brain_mask, remove_background, [('out_mask', 'in_mask')]),
         (fit_echoes, remove_background, [('out_noise_std', 'in_noise_std')]),
-        (remove_background, invert_dipole, [('out_field', 'in_field')]),
-        (brain_mask, invert_dipole, [('out_mask', 'in_mask')]),
-        (gather, invert_dipole, [('out_mean_magnitude', 'in_magnitude')]),
+        (remove_background, invert_dipole, [('out_field', 'in_field'), ('out_mask', 'in_mask')]),
+        (prepare, invert_dipole, [('out_magnitude', 'in_magnitude')]),
         (fit_echoes, invert_dipole, [('out_noise_std', 'in_noise_std'),
                                      ('delta_te', 'delta_te')]),
         (csf_mask, invert_dipole, [('out_mask', 'in_csf_mask'), ('reference', 'reference')]),
-        (gather, outputnode, [('out_mean_magnitude', 'magnitude'),
-                              ('out_magnitude', 'magnitude_4d'), ('echo_times', 'echo_times')]),
+        (prepare, decisions, [('decisions', 'in1')]),
+        (brain_mask, decisions, [('decisions', 'in2')]),
+        (unwrap, decisions, [('decisions', 'in3')]),
+        (r2star, decisions, [('decisions', 'in4')]),
+        (csf_mask, decisions, [('decisions', 'in5')]),
+        (remove_background, decisions, [('decisions', 'in6')]),
+        (decisions, invert_dipole, [('out', 'prior_decisions')]),
+        (prepare, outputnode, [('out_magnitude', 'magnitude'), ('out_signal', 'signal'),
+                               ('echo_times', 'echo_times')]),
         (fit_echoes, outputnode, [('out_field', 'field'), ('out_noise_std', 'noise_std')]),
         (unwrap, outputnode, [('out_field', 'unwrapped_field')]),
         (brain_mask, outputnode, [('out_mask', 'brain_mask')]),
         (r2star, outputnode, [('out_r2star', 'r2star')]),
         (csf_mask, outputnode, [('out_mask', 'csf_mask'), ('reference', 'reference')]),
-        (remove_background, outputnode, [('out_field', 'local_field')]),
-        (invert_dipole, outputnode, [('out_chi', 'chi'), ('metadata', 'chi_metadata')]),
+        (remove_background, outputnode, [('out_field', 'local_field'),
+                                         ('out_mask', 'local_mask')]),
+        (invert_dipole, outputnode, [('out_chi', 'chi'), ('metadata', 'chi_metadata'),
+                                     ('out_reference_mask', 'reference_mask')]),
     ])  # fmt:skip
     return workflow

@@ -12,6 +12,10 @@ from ..interfaces.registration import (
     Coregister,
     IdentityTransform,
 )
+from ..lesions import LesionOptions
+from ..options import options_as_dict, options_from_mapping
+from ..qsm import QSMOptions
+from ..registration import resolve_engine
 from .outputs import init_ds_lesion_table_wf, init_ds_session_wf
 from .session import init_session_qsm_wf
 
@@ -45,12 +49,12 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         The subject's checked ``lesions.tsv`` (``SubjectData.lesions_tsv``); without it the
         run is QSM-only.
     registration : {'auto', 'flirt', 'builtin'}
-        Registration engine (FLIRT when on PATH for 'auto').
+        Registration engine, resolved here once (FLIRT when on PATH for 'auto'): every
+        registration node gets the same engine as an input.
     qsm_options : dict, optional
-        Overrides of :data:`lesionqsm.workflows.session.QSM_DEFAULTS`.
-    lesion_options : dict, optional
-        Options of :class:`lesionqsm.interfaces.lesions.LesionStatistics`: ``estimator``
-        ('partial_volume' or 'roi_mean'), ``dilation_mm``, ``nawm_inner_mm``, ``nawm_outer_mm``.
+        The QSM chain's options (:class:`lesionqsm.qsm.QSMOptions`, or a flat dict).
+    lesion_options : LesionOptions or dict, optional
+        How lesions are measured (:class:`lesionqsm.lesions.LesionOptions`).
     omp_nthreads : int
         Threads for FFT-heavy nodes.
     name : str, optional
@@ -61,6 +65,11 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
     workflow : nipype Workflow
     """
     subject = subject_data.subject
+    engine = resolve_engine(registration)
+    if not isinstance(qsm_options, QSMOptions):
+        qsm_options = QSMOptions.from_mapping(qsm_options)
+    if not isinstance(lesion_options, LesionOptions):
+        lesion_options = options_from_mapping(LesionOptions, lesion_options, section='lesions')
     workflow = pe.Workflow(name=name or f'sub_{subject}_wf')
     qsm_sessions = [s for s in subject_data.sessions if s.megre is not None and s.megre.has_phase]
     if not qsm_sessions:
@@ -81,6 +90,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         ds_wf = init_ds_session_wf(output_dir=output_dir, source_file=megre.mag_files[0],
                                    baseline_reference=spatial_reference(subject,
                                                                         baseline.session_id),
+                                   registration_engine=engine,
                                    name=f'{_label(session)}_ds_wf')
         workflow.connect([
             (qsm_wf, ds_wf, [('outputnode.chi', 'inputnode.chi'),
@@ -99,14 +109,14 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
             xfm = pe.Node(IdentityTransform(), name=f'{_label(session)}_identity_xfm')
             workflow.connect(qsm_wf, 'outputnode.magnitude', xfm, 'reference')
         else:
-            xfm = pe.Node(Coregister(dof=6, cost='corratio', engine=registration),
+            xfm = pe.Node(Coregister(dof=6, cost='corratio', engine=engine),
                           name=f'{_label(session)}_gre_to_baseline', mem_gb=6 * mem_gb)
             workflow.connect([
                 (qsm_wf, xfm, [('outputnode.magnitude', 'in_file')]),
                 (base_qsm_wf, xfm, [('outputnode.magnitude', 'reference')]),
             ])  # fmt:skip
         to_baseline[session.session_id] = xfm
-        chi_to_base = pe.Node(ApplyTransform(interp='trilinear', engine=registration),
+        chi_to_base = pe.Node(ApplyTransform(interp='trilinear', engine=engine),
                               name=f'{_label(session)}_chi_to_baseline', mem_gb=4 * mem_gb)
         workflow.connect([
             (qsm_wf, chi_to_base, [('outputnode.chi', 'in_file')]),
@@ -136,7 +146,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         if session.lesion_dseg is None or session.flair is None:
             setattr(merge_fractions.inputs, port, '')
             continue
-        flair_xfm = pe.Node(Coregister(dof=6, cost='mutualinfo', engine=registration),
+        flair_xfm = pe.Node(Coregister(dof=6, cost='mutualinfo', engine=engine),
                             name=f'{_label(session)}_flair_to_gre', mem_gb=6 * base_mem)
         flair_xfm.inputs.in_file = session.flair
         roi_to_base = pe.Node(LesionFractions(in_dseg=str(session.lesion_dseg)),
@@ -168,7 +178,7 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
             acq_times=[s.acq_time.isoformat() for s in sessions],
             flair_dseg_files=[str(s.lesion_dseg) if s.lesion_dseg else '' for s in sessions],
             lesions=_lesion_rows(subject_data.lesions), lesions_tsv=str(lesions_file),
-            **(lesion_options or {})),
+            options=options_as_dict(lesion_options)),
         name='lesion_statistics', mem_gb=(n_sessions + 4) * base_mem)
     ds_table_wf = init_ds_lesion_table_wf(output_dir=output_dir, subject=subject)
     workflow.connect([

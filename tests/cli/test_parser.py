@@ -1,6 +1,7 @@
 """The command line: arguments, validators that name the bad path, exit codes."""
 
 import json
+import re
 
 import pytest
 
@@ -42,10 +43,61 @@ def test_unwritable_output_dir_exit_code(tmp_path, capsys):
 def test_config_unknown_parameter_is_named(tmp_path):
     config = tmp_path / 'params.json'
     config.write_text(json.dumps({'qsm': {'lambda_': 500, 'lamda_csf': 3}}))
-    with pytest.raises(ConfigError, match='lamda_csf'):
+    with pytest.raises(ConfigError, match='qsm.lamda_csf: unknown option; known: .*lambda_csf'):
         load_config(config)
     config.write_text(json.dumps({'qsm': {'lambda_': 500}}))
-    assert load_config(config)['qsm'] == {'lambda_': 500}
+    options = load_config(config)['qsm']
+    assert options.inversion.lambda_ == 500.0
+    assert options.inversion.lambda_csf == 100.0  # the default, defined once
     config.write_text('{not json')
     with pytest.raises(ConfigError, match='not a readable JSON'):
         load_config(config)
+
+
+@pytest.mark.parametrize(('config', 'message'), [
+    ({'qsm': {'background': 'vsharp'}},
+     "qsm.background: must be one of 'pdf', 'lbv', got 'vsharp'"),
+    ({'qsm': {'lambda_': 'big'}}, "qsm.lambda_: must be a number"),
+    ({'qsm': {'lambda_': -1}}, 'qsm.lambda_: must be float > 0, got -1.0'),
+    ({'qsm': {'max_gn_iter': 2.5}}, 'qsm.max_gn_iter: must be an integer'),
+    ({'qsm': {'merit': 'yes'}}, 'qsm.merit: must be true or false'),
+    ({'lesions': {'nawm_inner_mm': 6.0}}, 'nawm_inner_mm .6.0. must be below nawm_outer_mm'),
+    ({'lesions': {'estimator': 'mean'}}, "lesions.estimator: must be one of"),
+    ({'stats': {}}, "unknown section 'stats'"),
+])
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, config, message):
+    """Every bad option is refused at start-up (exit 2), the key and the allowed values named,
+    before anything is read from the dataset or written."""
+    path = tmp_path / 'params.json'
+    path.write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as excinfo:
+        main([str(tmp_path), str(tmp_path / 'out'), 'participant', '--config', str(path)])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert 'Traceback' not in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_nan_option_is_refused(tmp_path):
+    """JSON's NaN literal (Python's json reads it) must not reach the solvers."""
+    path = tmp_path / 'params.json'
+    path.write_text('{"qsm": {"lambda_csf": NaN}}')
+    with pytest.raises(ConfigError, match='qsm.lambda_csf: must be a finite number'):
+        load_config(path)
+
+
+def test_flag_overrides_config(tmp_path):
+    """Precedence: command-line flag > --config > default."""
+    path = tmp_path / 'params.json'
+    path.write_text(json.dumps({'qsm': {'phase_sign': 1}}))
+    assert load_config(path, phase_sign=-1)['qsm'].echoes.phase_sign == -1
+    assert load_config(path)['qsm'].echoes.phase_sign == 1
+    assert load_config(None)['qsm'].echoes.phase_sign == 1
+
+
+def test_help_options_lists_every_option(capsys):
+    assert main(['--help-options']) == 0
+    out = capsys.readouterr().out
+    for name in ('lambda_ = 1000.0', 'background = ', 'csf_r2star_threshold', 'nawm_outer_mm'):
+        assert name in out

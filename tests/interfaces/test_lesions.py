@@ -103,7 +103,7 @@ def test_table_sink_writes_where_group_level_reads(visit_data, tmp_path):
 def test_partial_volume_estimate_is_undiluted(tmp_path):
     """A lesion of +30 ppb filling half of each edge voxel: the ROI mean is diluted, the
     partial-volume estimate is exact (the excess sums to 30 ppb × the lesion's volume)."""
-    from lesionqsm.qsm.roi import lesion_excess_statistics
+    from lesionqsm.lesions.regions import lesion_excess_statistics
 
     shape = (24, 24, 24)
     fraction = np.zeros(shape, np.float32)
@@ -132,7 +132,7 @@ def test_lesion_fractions_of_a_block(tmp_path):
     gre_affine[:3, 3] = [0.5, 0.5, 1.0]  # voxel centres at the centres of 2×2×3 FLAIR boxes
     reference = _save(tmp_path, 'gre.nii.gz', np.zeros((12, 12, 8), np.float32), gre_affine)
     # FLIRT matrix between grids that share world space
-    from lesionqsm.interfaces.fsl_matrix import world_to_fsl, write_fsl_matrix
+    from lesionqsm.registration.fsl_matrix import world_to_fsl, write_fsl_matrix
 
     matrix = world_to_fsl(np.eye(4), in_shape=labels.shape, in_affine=flair_affine,
                           ref_shape=(12, 12, 8), ref_affine=gre_affine)

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from lesionqsm.bids.images import ImageError
-from lesionqsm.interfaces import fsl_matrix as fm
 from lesionqsm.interfaces import registration as reg
-from lesionqsm.interfaces import rigid_engine
+from lesionqsm.registration import fsl_matrix as fm
+from lesionqsm.registration import resolve_engine
+from lesionqsm.registration import rigid as rigid_engine
 
 # (centre mm, semi-axes mm, rotation about z in degrees, tissue), painted in this order.
 STRUCTURES = [
@@ -351,9 +352,8 @@ def test_correlation_ratio_cost_known_values():
 def test_concatenate_and_invert_interfaces(tmp_path):
     """A→B then B→A composes to the identity (float64 round-off)."""
     a_to_b = fm.write_fsl_matrix(tmp_path / 'ab.mat', rigid((1, 2, 3), (4, 5, 6)))
-    inverse = reg.InvertTransform(in_matrix_file=a_to_b).run(cwd=str(mkdir(tmp_path / 'inv')))
-    both = reg.ConcatenateTransforms(in_a_to_b=a_to_b,
-                                     in_b_to_c=inverse.outputs.out_matrix_file)
+    inverse = fm.write_fsl_matrix(tmp_path / 'ba.mat', np.linalg.inv(fm.read_fsl_matrix(a_to_b)))
+    both = reg.ConcatenateTransforms(in_a_to_b=a_to_b, in_b_to_c=inverse)
     out = both.run(cwd=str(mkdir(tmp_path / 'cat'))).outputs.out_matrix_file
     composed = fm.read_fsl_matrix(out)
     np.testing.assert_allclose(composed, np.eye(4), atol=1e-8)  # 10-digit text files
@@ -393,9 +393,10 @@ def test_engine_flirt_without_flirt_fails_clearly(small_pair, tmp_path, monkeypa
     monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
     moving, reference = small_pair
     with pytest.raises(ValueError, match="'flirt' was requested but no 'flirt' executable"):
-        reg.Coregister(in_file=moving, reference=reference, engine='flirt').run(
-            cwd=str(tmp_path))
-    assert reg.resolve_engine('auto') == 'builtin'
+        resolve_engine('flirt')
+    assert resolve_engine('auto') == 'builtin'
+    with pytest.raises(ValueError, match="must be 'auto', 'flirt' or 'builtin'"):
+        resolve_engine('ants')
 
 
 FAKE_FLIRT = '''#!{python}
@@ -428,9 +429,12 @@ def fake_flirt(tmp_path, monkeypatch):
 
 
 def test_auto_dispatches_to_flirt_when_on_path(small_pair, tmp_path, fake_flirt):
-    """With a (fake) flirt on PATH, 'auto' runs it through nipype and keeps its outputs."""
+    """With a (fake) flirt on PATH, 'auto' resolves to it, and the node runs it through nipype
+    and keeps its outputs."""
     moving, reference = small_pair
-    res = reg.Coregister(in_file=moving, reference=reference).run(
+    engine = resolve_engine('auto')
+    assert engine == 'flirt'
+    res = reg.Coregister(in_file=moving, reference=reference, engine=engine).run(
         cwd=str(mkdir(tmp_path / 'co')))
     assert res.outputs.engine == 'flirt'
     np.testing.assert_array_equal(fm.read_fsl_matrix(res.outputs.out_matrix_file),
@@ -443,7 +447,7 @@ def test_auto_dispatches_to_flirt_when_on_path(small_pair, tmp_path, fake_flirt)
     # FSL x runs along world -x here, so the FLIRT shift (2.5, -1, 0) is world (-2.5, -1, 0).
     assert report['translation_mm'] == pytest.approx([-2.5, -1.0, 0.0], abs=1e-9)
     applied = reg.ApplyTransform(in_file=moving, reference=reference,
-                                 in_matrix_file=res.outputs.out_matrix_file,
+                                 in_matrix_file=res.outputs.out_matrix_file, engine=engine,
                                  interp='nearestneighbour').run(cwd=str(mkdir(tmp_path / 'ap')))
     assert applied.outputs.engine == 'flirt'
     calls = open(f'{fake_flirt}.log').read().splitlines()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.ndimage as ndi
 
-from lesionqsm.qsm import roi
+from lesionqsm.lesions.regions import nawm_shell
 from lesionqsm.qsm.constants import ppm_to_radians
 from lesionqsm.qsm.dipole import forward_field
 
@@ -193,8 +193,8 @@ def roi_errors(chi_est, phantom, *, shell_mm=5.0):
     -------
     dict with ``lesion_true``, ``lesion_est`` (lesion mean − WM mean), ``lesion_est_shell``
     (lesion mean − mean of the WM within ``shell_mm`` of the lesion), ``lesion_est_nawm``
-    (the pipeline's own measure, :func:`lesionqsm.qsm.roi.lesion_chi_statistics` on
-    :func:`lesionqsm.qsm.roi.nawm_shell`: lesion mean − median of a 1-5 mm shell), all with
+    (lesion mean − median of the 1-5 mm NAWM shell of
+    :func:`lesionqsm.lesions.regions.nawm_shell`, the pipeline's reference), all with
     truth ``lesion_true``; ``nuclei_true``,
     ``nuclei_est`` (nucleus mean − CSF mean, the MEDI+0 reference), and ``nrmse`` (whole-brain
     ||χ_est − χ_true|| / ||χ_true|| inside the brain mask, both CSF-referenced).
@@ -215,10 +215,10 @@ def roi_errors(chi_est, phantom, *, shell_mm=5.0):
         out['lesion_est'].append(1e3 * (chi_est[region].mean() - wm_est))
         shell = ndi.binary_dilation(region, structure=ball) & wm
         out['lesion_est_shell'].append(1e3 * (chi_est[region].mean() - chi_est[shell].mean()))
-        nawm = roi.nawm_shell(region, exclude=all_lesions | csf, brain_mask=phantom.brain_mask,
-                              voxel_size=phantom.voxel_size)
-        stats = roi.lesion_chi_statistics(chi_est, region, nawm)
-        out['lesion_est_nawm'].append(stats['chi_rel_ppb'])
+        nawm = nawm_shell(region, exclude=all_lesions | csf, brain_mask=phantom.brain_mask,
+                          voxel_size=phantom.voxel_size)
+        out['lesion_est_nawm'].append(1e3 * (chi_est[region].mean()
+                                             - np.median(chi_est[nawm])))
     for name in NUCLEI:
         region = phantom.labels[name]
         out['nuclei_true'].append(1e3 * (phantom.chi[region].mean() - phantom.chi[csf].mean()))

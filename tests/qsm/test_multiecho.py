@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lesionqsm.qsm.multiecho import fit_multiecho_complex, fit_phase_linear
+from lesionqsm.qsm.multiecho import fit_multiecho_complex
 
 
 def _signal(echo_times, *, freq_hz, phase0, shape, sigma, rng, r2star=20.0, amplitude=100.0):
@@ -91,19 +91,3 @@ def test_two_echoes_take_noise_from_background():
         (20, 40, 5, 2)))
     fit = fit_multiecho_complex(sig, te)
     assert fit.noise_sigma == pytest.approx(2.0, rel=0.1)
-
-
-def test_linear_fit_of_unwrapped_phase():
-    """Weighted linear fit: same frequency and noise propagation as the complex fit."""
-    rng = np.random.default_rng(5)
-    te = np.array([0.004, 0.008, 0.012, 0.016, 0.020])
-    dte = 0.004
-    sig = _signal(te, freq_hz=60.0, phase0=1.0, shape=(40, 40, 10), sigma=3.0, rng=rng)
-    phase = np.unwrap(np.angle(sig), axis=-1)
-    fit = fit_phase_linear(phase, np.abs(sig), te)
-    truth = 2 * np.pi * 60.0 * dte   # 1.51 rad, not wrapped
-    err = fit.field_rad - truth
-    assert abs(err.mean()) < 5 * err.std() / np.sqrt(err.size)
-    assert np.mean(fit.noise_std) == pytest.approx(err.std(), rel=0.05)
-    with pytest.raises(ValueError, match='same 4-D shape'):
-        fit_phase_linear(phase[..., :3], np.abs(sig), te)

@@ -13,13 +13,13 @@ WHITE_MATTER = 5
 def test_workflow_graph_has_every_step():
     wf = init_session_qsm_wf(echo_times=[0.005, 0.010, 0.015], field_strength=3.0)
     names = {node.name for node in wf._create_flat_graph().nodes()}
-    assert {'gather_echoes', 'brain_mask', 'fit_echoes', 'unwrap', 'r2star', 'csf_mask',
+    assert {'prepare_echoes', 'brain_mask', 'fit_echoes', 'unwrap', 'r2star', 'csf_mask',
             'remove_background', 'invert_dipole'} <= names
     assert set(SESSION_OUTPUTS) <= set(wf.get_node('outputnode').inputs.copyable_trait_names())
 
 
 def test_unknown_option_is_refused():
-    with pytest.raises(ValueError, match='lamda'):
+    with pytest.raises(ValueError, match='qsm.lamda: unknown option'):
         init_session_qsm_wf(echo_times=[0.005, 0.010], field_strength=3.0,
                             qsm_options={'lamda': 10})
 

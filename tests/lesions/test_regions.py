@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lesionqsm.qsm import roi
+from lesionqsm.lesions import regions as roi
 
 
 def test_ball_is_anisotropic():
@@ -26,17 +26,23 @@ def test_lesion_and_shell_statistics():
     shell = roi.nawm_shell(lesion, exclude=other | lesion, brain_mask=brain,
                            voxel_size=(1.0, 1.0, 1.0), inner_mm=1.0, outer_mm=4.0)
     assert not (shell & (lesion | other)).any()
-    stats = roi.lesion_chi_statistics(chi, lesion, shell)
+    # a whole-voxel lesion: the partial-volume estimate and the ROI mean agree exactly
+    stats = roi.lesion_excess_statistics(chi, lesion.astype(np.float32), exclude=other | lesion,
+                                         brain_mask=brain, voxel_size=(1.0, 1.0, 1.0),
+                                         others=other, dilation_mm=0.0, inner_mm=1.0,
+                                         outer_mm=4.0)
     assert stats['chi_lesion_ppb'] == pytest.approx(30.0, abs=1e-3)
     assert stats['chi_nawm_ppb'] == pytest.approx(-10.0, abs=1e-3)
     assert stats['chi_rel_ppb'] == pytest.approx(40.0, abs=1e-3)
+    assert stats['chi_rel_roi_mean_ppb'] == pytest.approx(40.0, abs=1e-3)
     assert stats['n_voxels'] == 64
 
 
 def test_empty_roi_gives_nan():
     chi = np.zeros((5, 5, 5))
     empty = np.zeros(chi.shape, bool)
-    stats = roi.lesion_chi_statistics(chi, empty, empty)
+    stats = roi.lesion_excess_statistics(chi, empty.astype(np.float32), exclude=empty,
+                                         brain_mask=~empty, voxel_size=(1.0, 1.0, 1.0))
     assert np.isnan(stats['chi_rel_ppb']) and stats['n_voxels'] == 0
 
 

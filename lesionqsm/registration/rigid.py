@@ -1,7 +1,7 @@
 """Built-in rigid registration (SimpleITK) and resampling with FSL FLIRT matrices.
 
 The engine used when FSL's ``flirt`` is not installed.  Its result is returned as a FLIRT matrix
-(:mod:`lesionqsm.interfaces.fsl_matrix`) so that everything downstream sees the same format and
+(:mod:`lesionqsm.registration.fsl_matrix`) so that everything downstream sees the same format and
 meaning whichever engine ran.  No nipype here; images come in as arrays plus affines.
 
 Coordinates: nibabel affines are RAS+ mm; ITK's physical space is LPS mm.  Images are handed to

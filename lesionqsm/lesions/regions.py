@@ -1,4 +1,4 @@
-"""Region-of-interest statistics of a lesion: mean χ, normal-appearing white matter, volume."""
+"""A lesion's regions and measures: NAWM shell, partial-volume corrected χ, label volumes."""
 
 import numpy as np
 from scipy import ndimage
@@ -60,92 +60,12 @@ def nawm_shell(lesion, *, exclude, brain_mask, voxel_size, inner_mm=1.0, outer_m
     return outer & ~inner & ~exclude & brain_mask
 
 
-def lesion_chi_statistics(chi, lesion, shell, *, vein_mask=None):
-    """Mean χ in a lesion and in its NAWM shell.
-
-    Parameters
-    ----------
-    chi : ndarray
-        Susceptibility in ppm.
-    lesion, shell : bool ndarray
-        Lesion ROI and NAWM shell (see :func:`nawm_shell`).
-    vein_mask : bool ndarray, optional
-        Central-vein voxels removed from the lesion ROI (the paper removes them by hand).
-
-    Returns
-    -------
-    dict
-        ``chi_lesion_ppb`` (mean over the ROI), ``chi_nawm_ppb`` (median over the shell: robust
-        to the odd grey-matter or vessel voxel that an automatic shell cannot avoid without a
-        tissue segmentation), ``chi_rel_ppb`` (their difference), ``n_voxels`` and
-        ``n_shell_voxels``; χ values in ppb.  NaN where a region is empty.
-    """
-    roi = lesion if vein_mask is None else lesion & ~vein_mask
-    n_roi, n_shell = int(roi.sum()), int(shell.sum())
-    chi_lesion = float(chi[roi].mean()) * 1000 if n_roi else np.nan
-    chi_nawm = float(np.median(chi[shell])) * 1000 if n_shell else np.nan
-    return {
-        'chi_lesion_ppb': chi_lesion,
-        'chi_nawm_ppb': chi_nawm,
-        'chi_rel_ppb': chi_lesion - chi_nawm,
-        'n_voxels': n_roi,
-        'n_shell_voxels': n_shell,
-    }
-
-
 def label_volumes_mm3(labels, voxel_size):
     """Volume (mm³) of every positive integer label in a label map, as a dict label -> mm³."""
     labels = np.asarray(labels).astype(np.int64)
     voxel_volume = float(np.prod(voxel_size))
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     return {int(i): float(c) * voxel_volume for i, c in zip(ids, counts, strict=True)}
-
-
-def partial_volume_fraction(mask, mask_affine, out_shape, out_affine, *, world=None,
-                            subdivisions=2):
-    """Fraction of each output voxel covered by a mask drawn on a finer grid.
-
-    Every mask voxel is split into ``subdivisions``³ sub-voxels whose centres are mapped into
-    the output grid and counted in the output voxel they fall in (mass-conserving: the
-    fractions sum to the mask's volume over the output voxel volume).
-
-    Parameters
-    ----------
-    mask : bool ndarray, 3-D
-        Mask on its own grid (e.g. a lesion on a 1 mm FLAIR).
-    mask_affine, out_affine : (4, 4) array_like
-        Voxel-to-world affines (mm) of the mask and of the output grid.
-    out_shape : tuple of 3 int
-        Output grid shape.
-    world : (4, 4) array_like, optional
-        World-to-world transform from the mask's scanner space to the output's (a rigid
-        registration); identity if omitted.
-    subdivisions : int
-        Sub-voxels per mask voxel edge.
-
-    Returns
-    -------
-    float32 ndarray, shape ``out_shape``, in [0, 1]
-    """
-    out_shape = tuple(int(n) for n in out_shape[:3])
-    fraction = np.zeros(out_shape, np.float64)
-    voxels = np.argwhere(mask)
-    if not len(voxels):
-        return fraction.astype(np.float32)
-    steps = (np.arange(subdivisions) + 0.5) / subdivisions - 0.5
-    offsets = np.stack(np.meshgrid(steps, steps, steps, indexing='ij'), -1).reshape(-1, 3)
-    world = np.eye(4) if world is None else np.asarray(world, float)
-    to_out = np.linalg.inv(np.asarray(out_affine, float)) @ world @ np.asarray(mask_affine,
-                                                                                 float)
-    mask_volume = abs(np.linalg.det(np.asarray(mask_affine, float)[:3, :3]))
-    out_volume = abs(np.linalg.det(np.asarray(out_affine, float)[:3, :3]))
-    weight = mask_volume / len(offsets) / out_volume
-    for offset in offsets:
-        points = voxels + offset
-        ijk = np.rint(points @ to_out[:3, :3].T + to_out[:3, 3]).astype(np.int64)
-        inside = np.all((ijk >= 0) & (ijk < out_shape), axis=1)
-        np.add.at(fraction, tuple(ijk[inside].T), weight)
-    return np.clip(fraction, 0.0, 1.0).astype(np.float32)
 
 
 def lesion_excess_statistics(chi, fraction, *, exclude, brain_mask, voxel_size, others=None,
@@ -169,7 +89,7 @@ def lesion_excess_statistics(chi, fraction, *, exclude, brain_mask, voxel_size, 
         Susceptibility in ppm.
     fraction : ndarray
         This lesion's partial-volume fraction per voxel, in [0, 1] (from
-        :func:`partial_volume_fraction`).
+        :func:`lesionqsm.lesions.fractions.partial_volume_fraction`).
     exclude : bool ndarray
         Voxels never used as NAWM (every lesion at any visit, CSF, veins).
     brain_mask : bool ndarray

@@ -32,8 +32,6 @@ __all__ = [
     'fsl_scaled_voxel_affine',
     'fsl_to_voxel',
     'fsl_to_world',
-    'invert_fsl',
-    'is_neurological',
     'max_displacement_mm',
     'read_fsl_matrix',
     'rotation_angle_deg',
@@ -52,21 +50,6 @@ def _as_affine(affine, name='affine'):
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ValueError(f'{name} is singular (determinant of its 3x3 part is ~0)')
     return affine
-
-
-def is_neurological(affine):
-    """True when the voxel-to-world affine has a positive determinant (FSL flips x then).
-
-    Parameters
-    ----------
-    affine : (4, 4) array_like
-        Voxel-to-world (RAS+, mm) affine, as ``img.affine``.
-
-    Returns
-    -------
-    bool
-    """
-    return bool(np.linalg.det(_as_affine(affine)[:3, :3]) > 0)
 
 
 def fsl_scaled_voxel_affine(shape, affine, zooms=None):
@@ -182,11 +165,6 @@ def compose_fsl(a_to_b, b_to_c):
     Both matrices meet in B's scaled-voxel space, so the composition is a matrix product.
     """
     return _as_affine(b_to_c, 'B-to-C matrix') @ _as_affine(a_to_b, 'A-to-B matrix')
-
-
-def invert_fsl(mat):
-    """FLIRT matrix B→A from A→B (as ``convert_xfm -omat ba -inverse ab``)."""
-    return np.linalg.inv(_as_affine(mat, 'FSL matrix'))
 
 
 def read_fsl_matrix(path):
