@@ -3,27 +3,25 @@
 Run: ``.venv/bin/python benchmarks/bench_background_methods.py [--phantoms 3t ...]
 [--methods pdf_edge_smv medi_toolbox ...]``  (needs the test extra: qsm-forward)
 
-Each phantom is simulated by qsm-forward (``tests/qsm/independent_phantom.py``); the chain
-runs once up to the unwrapped field with its own brain mask, CSF mask and noise map
-(:func:`lesionqsm.qsm.pipeline.reconstruct_session`), then every method of
-:func:`lesionqsm.qsm.background_methods.remove_background` is followed by MEDI+0 with the
-options the method hands on.  One row per method: ROI slope (nuclei and lesions relative to
-WM), median / max lesion |error| and juxtacortical median (ppb), NRMSE over the voxels with χ
-and over the whole brain mask (χ = 0 where a method gave none), voxels and layers of the brain
-mask lost, seconds of background removal and of inversion.
+Each phantom is simulated by qsm-forward (``tests/qsm/independent_phantom.py``); for every
+method of :func:`lesionqsm.qsm.background_methods.remove_background` the chain runs from the
+echoes with its own brain mask (``independent_phantom.run_chain``: the steps of
+:func:`lesionqsm.qsm.pipeline.reconstruct_session` up to the CSF region, the method, then
+MEDI+0 with the options the method hands on).  One row per method: ROI slope (nuclei and
+lesions relative to WM), median / max lesion |error| and juxtacortical median (ppb), NRMSE
+over the voxels with χ and over the whole brain mask (χ = 0 where a method gave none), voxels
+and layers of the brain mask lost, seconds of background removal and of inversion.
 """
 
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
 import independent_phantom as ip  # noqa: E402
 
-from lesionqsm.qsm import background_methods, medi  # noqa: E402
-from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
+from lesionqsm.qsm import background_methods  # noqa: E402
 
 PHANTOMS = dict(ip.TEST_PHANTOMS)
 PHANTOMS.update({
@@ -38,26 +36,12 @@ PHANTOMS.update({
 
 def run_phantom(name, methods):
     ph = ip.simulate(tempfile.mkdtemp(prefix='bench_bg_'), **PHANTOMS[name])
-    base = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
-                               affine=ph.affine, inversion='tkd',
-                               background_options={'tol': 0.01, 'crop': True})
-    csf = base.csf_mask if base.reference == 'ventricular_csf' else None
     rows = []
     for method in methods:
-        start = time.perf_counter()
-        bg = background_methods.remove_background(
-            base.unwrapped_field_rad, base.brain_mask, base.voxel_size, b0_dir=base.b0_dir,
-            noise_std=base.noise_std, method=method)
-        t_bg = time.perf_counter() - start
-        start = time.perf_counter()
-        chi, info = medi.medi_plus_zero(
-            bg.local_field_rad, bg.local_mask, base.magnitude, base.voxel_size,
-            b0_dir=base.b0_dir, noise_std=base.noise_std,
-            csf_mask=None if csf is None else csf & bg.local_mask,
-            field_strength=ph.field_strength, delta_te=base.delta_te, **bg.medi_options)
-        t_inv = time.perf_counter() - start
-        s = ip.score(chi, info['mask'], base.brain_mask, ph)
-        rows.append((method, s, t_bg, t_inv, int(bg.reliable_mask.sum())))
+        chi, chi_mask, brain_mask, timings, bg = ip.run_chain(ph, method)
+        s = ip.score(chi, chi_mask, brain_mask, ph)
+        rows.append((method, s, timings['background_s'], timings['inversion_s'],
+                     int(bg.reliable_mask.sum())))
     return ph, rows
 
 

@@ -24,9 +24,10 @@ import time
 import numpy as np
 import scipy.fft
 
-from lesionqsm.qsm import background_methods, csf, masking, multiecho, r2star, unwrap, vsmv
+from lesionqsm.qsm import background_methods, csf, masking, medi, multiecho, r2star, unwrap
 from lesionqsm.qsm.constants import GAMMA_HZ
 from lesionqsm.qsm.dipole import forward_field
+from lesionqsm.qsm.geometry import b0_direction
 from lesionqsm.qsm.pipeline import reconstruct_session
 
 FOV_MM = (240.0, 240.0, 144.0)
@@ -111,7 +112,7 @@ def bench_size(shape, repeat, chain):
         result = reconstruct_session(signal, ECHO_TIMES, field_strength=3.0, affine=affine)
         for key, value in result.timings.items():
             rows[f'chain: {key}'] = value
-        notes.append(f"chain MEDI+0 iterations {result.inversion_info.get('iterations')}")
+        notes.append(f"chain MEDI+0 CG iterations {_find(result.metadata, 'cg_iterations')}")
     return rows, notes
 
 
@@ -130,50 +131,62 @@ def bench_visit(shape=(256, 256, 48), n_echoes=10):
     """Per-stage times of the whole chain on one visit: new default and previous default."""
     echo_times = 0.004 * np.arange(1, n_echoes + 1)
     signal, affine, voxel = head(shape, echo_times=echo_times)
+    b0_dir = b0_direction(affine)
     reference = fft_pair_seconds(shape)
-    rss = np.sqrt(np.sum(np.abs(signal) ** 2, axis=-1))
+    # the new default: the chain's steps up to the CSF region, then the background step and
+    # MEDI+0 with the options it hands on (a one-step PDF and TKD stand in, untimed)
+    front = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine,
+                                options={'inversion': 'tkd', 'background_max_iter': 1})
+    new = {k: v for k, v in front.timings.items()
+           if k not in ('background_s', 'inversion_s', 'total_s')}
     start = time.perf_counter()
-    mask = masking.brain_mask_from_magnitude(rss, voxel)
-    t_mask = time.perf_counter() - start
+    bg = background_methods.remove_background(
+        front.unwrapped_field_rad, front.brain_mask, voxel, b0_dir=b0_dir,
+        noise_std=front.noise_std, method=background_methods.DEFAULT_METHOD)
+    new['background_s'] = time.perf_counter() - start
     start = time.perf_counter()
-    radius = vsmv.radius_map(mask, voxel)
-    t_radius = time.perf_counter() - start
-    runs = {
-        'default (pdf_edge_smv)': dict(
-            background_options={'tol': background_methods.PDF_TOL_BEFORE_SMV, 'crop': True},
-            medi_options={'smv_radius_mm': radius}),
-        'previous (pdf 1e-3)': dict(background_options={}, medi_options={}),
-    }
-    columns = {}
-    for name, options in runs.items():
-        result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine,
-                                     brain_mask=mask, **options)
-        timings = dict(result.timings)
-        timings['brain_mask_s'] = t_mask
-        if 'edge' in name:
-            timings['background_s'] += t_radius
-        timings['total_s'] = sum(v for k, v in timings.items() if k != 'total_s')
-        info = result.parameters['background_info']
-        columns[name] = (timings, info, result.inversion_info)
+    _, info = medi.medi_plus_zero(bg.local_field_rad, bg.local_mask, front.magnitude, voxel,
+                                  b0_dir=b0_dir, noise_std=front.noise_std,
+                                  csf_mask=front.csf_mask & bg.local_mask, field_strength=3.0,
+                                  delta_te=front.delta_te, **bg.medi_options)
+    new['inversion_s'] = time.perf_counter() - start
+    new['total_s'] = sum(new.values())
+    old_result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine)
+    old = old_result.timings
     print(f'visit {"x".join(map(str, shape))}, {n_echoes} echoes, voxel '
-          f'{"x".join(f"{v:.2f}" for v in voxel)} mm; reference: one real FFT pair '
-          f'{reference * 1e3:.0f} ms')
-    header = f"{'stage':<18}" + ''.join(f'{n:>26}' for n in columns) + f"{'ratio old/new':>15}"
+          f'{"x".join(f"{v:.2f}" for v in voxel)} mm, {int(front.brain_mask.sum())} brain '
+          f'voxels; reference: one real FFT pair of the matrix, {reference * 1e3:.0f} ms')
+    header = (f"{'stage':<16}{'new (s)':>10}{'new (FFT)':>11}{'previous (s)':>14}"
+              f"{'previous (FFT)':>16}{'previous/new':>14}")
     print(header)
     print('-' * len(header))
-    names = list(columns)
-    for stage in columns[names[0]][0]:
-        cells = ''
-        for n in names:
-            t = columns[n][0][stage]
-            cells += f'{t:>11.2f} s {t / reference:>9.0f} FFT'
-        old, new = columns[names[1]][0][stage], columns[names[0]][0][stage]
-        ratio = old / new if new > 0 else float('nan')
-        print(f'{stage:<18}{cells}{ratio:>15.2f}')
-    for n in names:
-        _, info, inv = columns[n]
-        print(f"{n}: PDF {info.get('iterations')} CG steps on {info.get('fft_shape')}; MEDI "
-              f"{inv.get('iterations')} Gauss-Newton steps, CG {inv.get('cg_iterations')}")
+    for stage in new:
+        t_new, t_old = new[stage], old.get(stage, float('nan'))
+        print(f'{stage[:-2]:<16}{t_new:>10.2f}{t_new / reference:>11.0f}{t_old:>14.2f}'
+              f'{t_old / reference:>16.0f}{t_old / t_new:>14.2f}')
+    print(f"new: {bg.info['method']}, PDF {bg.info['pdf_iterations']} CG steps on "
+          f"{bg.info['pdf_fft_shape']}, {bg.info['layers_lost']} voxel layer(s) lost; MEDI+0 "
+          f"{info['iterations']} Gauss-Newton steps, CG {info['cg_iterations']}")
+    old_bg = old_result.metadata
+    print(f'previous: PDF tolerance 1e-3 on the padded field of view, plain MEDI+0 '
+          f'({_find(old_bg, "background_info")}; MEDI CG {_find(old_bg, "cg_iterations")})')
+
+
+def _find(tree, key):
+    """First value of ``key`` anywhere in a nested dict/list (the chain's metadata)."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        values = tree.values()
+    elif isinstance(tree, list):
+        values = tree
+    else:
+        return None
+    for value in values:
+        found = _find(value, key)
+        if found is not None:
+            return found
+    return None
 
 
 def main(argv=None):

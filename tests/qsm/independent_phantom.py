@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 import scipy.ndimage as ndi
 
-from lesionqsm.qsm import roi
+from lesionqsm.lesions import regions
 
 # segmentation labels (lesions are LESION_BASE + index)
 OUTSIDE, WM, GM, CSF, CAUDATE, PUTAMEN, PALLIDUM, THALAMUS, RED_NUCLEUS = range(9)
@@ -340,6 +340,60 @@ def _quiet(func, **kwargs):
         return func(**kwargs)
 
 
+def run_chain(ph, method=None):
+    """The chain from the echoes, with its own mask, and background ``method`` (default: the
+    default of :func:`lesionqsm.qsm.background_methods.remove_background`).
+
+    The steps up to the unwrapped field, brain mask, CSF region and noise map are those of
+    :func:`lesionqsm.qsm.pipeline.reconstruct_session` (run with a one-step PDF and TKD, whose
+    results are not used); then ``remove_background`` and MEDI+0 with the options it hands on,
+    as the chain's inversion step does (plain MEDI with the whole-brain reference when no
+    ventricular CSF was found).
+
+    Returns
+    -------
+    chi : float32 ndarray
+        χ in ppm.
+    chi_mask, brain_mask : bool ndarray
+        Where χ is defined; the chain's brain mask.
+    timings : dict
+        Seconds per step (the front steps from ``reconstruct_session``).
+    background : lesionqsm.qsm.background_methods.BackgroundResult
+    """
+    import time
+
+    from lesionqsm.qsm import background_methods, medi
+    from lesionqsm.qsm.geometry import b0_direction, voxel_sizes
+    from lesionqsm.qsm.pipeline import reconstruct_session
+
+    method = method or background_methods.DEFAULT_METHOD
+    front = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
+                                affine=ph.affine,
+                                options={'inversion': 'tkd', 'background_max_iter': 1})
+    timings = {k: v for k, v in front.timings.items()
+               if k not in ('background_s', 'inversion_s', 'total_s')}
+    voxel = voxel_sizes(ph.affine)
+    b0_dir = b0_direction(ph.affine)
+    start = time.perf_counter()
+    bg = background_methods.remove_background(
+        front.unwrapped_field_rad, front.brain_mask, voxel, b0_dir=b0_dir,
+        noise_std=front.noise_std, method=method)
+    timings['background_s'] = time.perf_counter() - start
+    start = time.perf_counter()
+    csf = None
+    if front.reference == 'ventricular_csf' and (front.csf_mask & bg.local_mask).any():
+        csf = front.csf_mask & bg.local_mask
+    solver = medi.medi_plus_zero if csf is not None else medi.medi
+    chi, info = solver(bg.local_field_rad, bg.local_mask, front.magnitude, voxel,
+                       b0_dir=b0_dir, noise_std=front.noise_std, csf_mask=csf,
+                       field_strength=ph.field_strength, delta_te=front.delta_te,
+                       **bg.medi_options)
+    timings['inversion_s'] = time.perf_counter() - start
+    timings['total_s'] = float(sum(timings.values()))
+    timings['medi_cg_iterations'] = info['cg_iterations']
+    return chi, np.asarray(info['mask'], dtype=bool), front.brain_mask, timings, bg
+
+
 def score(chi_est, chi_mask, brain_mask, phantom):
     """Accuracy figures of a χ map (ppm) against the simulator's truth.
 
@@ -358,7 +412,8 @@ def score(chi_est, chi_mask, brain_mask, phantom):
     dict
         ``slope``: regression slope of estimated on true contrast to WM over deep grey nuclei
         and lesions; ``lesion_errors`` (ppb, per lesion, estimated minus true contrast to its
-        own 1-5 mm NAWM shell, the pipeline's measure, with the shell restricted to true WM);
+        own 1-5 mm NAWM shell: lesion mean minus shell median, the pipeline's measure
+        (:mod:`lesionqsm.lesions.regions`), with the shell restricted to true WM);
         ``lesion_kinds``; ``median_lesion``, ``max_lesion``, ``median_juxtacortical`` (ppb);
         ``nrmse`` (||χ - χ_true|| / ||χ_true||) over the voxels with χ in the chain's brain mask
         ∩ true brain tissue, ``nrmse_brain`` over the whole of it (χ = 0 where the chain gave
@@ -388,10 +443,10 @@ def score(chi_est, chi_mask, brain_mask, phantom):
             errors.append(np.nan)
             kinds.append(les.kind)
             continue
-        shell = roi.nawm_shell(region, exclude=lesion_mask | ~wm, brain_mask=chi_mask,
-                               voxel_size=voxel)
-        est = roi.lesion_chi_statistics(chi_est, region, shell)['chi_rel_ppb']
-        true = roi.lesion_chi_statistics(truth, region, shell)['chi_rel_ppb']
+        shell = regions.nawm_shell(region, exclude=lesion_mask | ~wm, brain_mask=chi_mask,
+                                   voxel_size=voxel)
+        est = 1e3 * (float(chi_est[region].mean()) - float(np.median(chi_est[shell])))
+        true = 1e3 * (float(truth[region].mean()) - float(np.median(truth[shell])))
         x.append(true)
         y.append(est)
         errors.append(est - true)
