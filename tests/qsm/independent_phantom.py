@@ -14,8 +14,10 @@ Geometry (scale 1, mm, array axes x = left-right, y = posterior-anterior, z = in
 globus pallidus, thalamus and red nucleus, deep white-matter lesions, juxtacortical lesions
 (edge within 3 mm of the cortex) and a lesion with a paramagnetic rim.  With ``air_skull``
 the brain sits in a 1.5 mm dural layer, 6 mm of bone, 6 mm of scalp, with a frontal sinus and
-two ear canals (air) and air around the head; without it the brain is surrounded by χ = 0 and
-no signal.  ``scale`` shrinks the brain and moves the structures with it (their sizes, the
+two ear canals (air) and air around the head; without it the layers are thinner (1.5, 3 and
+3 mm, so the magnitude still shows a dark gap between brain and scalp, which the chain's mask
+relies on as with real data) and everything outside the brain has χ = 0: no background
+sources.  ``scale`` shrinks the brain and moves the structures with it (their sizes, the
 cortex and the skull stay as in an adult) to keep matrices small.
 """
 
@@ -92,9 +94,9 @@ TEST_PHANTOMS = {
                                   air_skull=True, peak_snr=100.0, n_echoes=8, scale=0.75,
                                   seed=1),
     '1mm-7T-snr200': dict(voxel_size=(1.0, 1.0, 1.0), field_strength=7.0, air_skull=False,
-                          peak_snr=200.0, n_echoes=6, scale=0.5, seed=2),
+                          peak_snr=200.0, n_echoes=6, scale=0.45, seed=2),
     '0.6x0.6x2mm-3T-snr50': dict(voxel_size=(0.6, 0.6, 2.0), field_strength=3.0,
-                                 air_skull=False, peak_snr=50.0, n_echoes=8, scale=0.5, seed=3),
+                                 air_skull=False, peak_snr=50.0, n_echoes=8, scale=0.45, seed=3),
 }
 
 
@@ -144,8 +146,12 @@ def tissue_maps(voxel_size, *, scale=0.75, air_skull=True, field_strength=3.0):
     """
     voxel_size = tuple(float(v) for v in voxel_size)
     brain_semi = np.array([68.0, 82.0, 58.0]) * scale
-    shell = 13.5 if air_skull else 0.0
-    extent = brain_semi * 1.04 + shell + (4.0 if air_skull else 3.0)
+    # without air and skull the head keeps its layers in the magnitude (the mask needs a dark
+    # gap between brain and scalp, as in real data) but has χ = 0 outside the brain
+    layers = ((DURA, 1.5), (BONE, 7.5), (SCALP, 13.5)) if air_skull else (
+        (DURA, 1.5), (BONE, 4.5), (SCALP, 7.5))
+    shell = layers[-1][1]
+    extent = brain_semi * 1.04 + shell + 3.0
     shape = tuple(int(2 * np.ceil(e / v)) for e, v in zip(extent, voxel_size, strict=True))
     x, y, z = _grid(shape, voxel_size)
     xs, ys, zs = x / brain_semi[0], y / brain_semi[1], z / brain_semi[2]
@@ -214,15 +220,14 @@ def tissue_maps(voxel_size, *, scale=0.75, air_skull=True, field_strength=3.0):
     m0 = np.zeros(shape, np.float32)
     r1 = np.full(shape, 0.1, np.float32)
     r2s = np.zeros(shape, np.float32)
+    outside = ndi.distance_transform_edt(~brain, sampling=voxel_size)
+    lo = 0.0
+    for tissue, hi in layers:
+        seg[(~brain) & (outside > lo) & (outside <= hi)] = tissue
+        lo = hi
+    seg[(~brain) & (outside > shell)] = AIR
+    head = seg != AIR
     if air_skull:
-        outside = ndi.distance_transform_edt(~brain, sampling=voxel_size)
-        layers = ((DURA, 1.5), (BONE, 7.5), (SCALP, 13.5))
-        lo = 0.0
-        for tissue, hi in layers:
-            seg[(~brain) & (outside > lo) & (outside <= hi)] = tissue
-            lo = hi
-        seg[(~brain) & (outside > 13.5)] = AIR
-        head = seg != AIR
         for centre, semi in (((0.0, 60.0, -44.0), (13.0, 9.0, 9.0)),
                              ((70.0, 0.0, -26.0), (9.0, 4.5, 4.5)),
                              ((-70.0, 0.0, -26.0), (9.0, 4.5, 4.5))):
@@ -232,6 +237,8 @@ def tissue_maps(voxel_size, *, scale=0.75, air_skull=True, field_strength=3.0):
         region = seg == tissue
         chi[region], m0[region], r1[region] = x_ppm, m, rr1
         r2s[region] = rr2 * (1.0 if tissue in (CSF, AIR) else scale_r2)
+    if not air_skull:
+        chi[~brain] = 0.0
     wm_chi = TISSUE[WM][0]
     for les in lesions:
         region = seg == les.label
@@ -431,7 +438,7 @@ def score(chi_est, chi_mask, brain_mask, phantom):
     x, y = [], []
     for label in NUCLEI:
         region = (labels == label) & chi_mask
-        if region.sum() < 4:
+        if region.sum() < 4:  # too small to measure (or not in the χ mask)
             continue
         x.append(1e3 * (float(truth[region].mean()) - ref_true))
         y.append(1e3 * (float(chi_est[region].mean()) - ref_est))
@@ -439,12 +446,12 @@ def score(chi_est, chi_mask, brain_mask, phantom):
     errors, kinds = [], []
     for les in phantom.lesions:
         region = (labels == les.label) & chi_mask
-        if not region.any():
+        shell = regions.nawm_shell(region, exclude=lesion_mask | ~wm, brain_mask=chi_mask,
+                                   voxel_size=voxel)
+        if not region.any() or not shell.any():  # lesion lost with the chain's mask
             errors.append(np.nan)
             kinds.append(les.kind)
             continue
-        shell = regions.nawm_shell(region, exclude=lesion_mask | ~wm, brain_mask=chi_mask,
-                                   voxel_size=voxel)
         est = 1e3 * (float(chi_est[region].mean()) - float(np.median(chi_est[shell])))
         true = 1e3 * (float(truth[region].mean()) - float(np.median(truth[shell])))
         x.append(true)
