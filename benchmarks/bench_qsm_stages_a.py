@@ -195,10 +195,11 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=1)
     parser.add_argument('--chain', action='store_true', help='also time reconstruct_session')
     parser.add_argument('--visit', action='store_true',
-                        help='only time the whole chain on a 256x256x48 10-echo visit')
+                        help='only time the whole chain on one 10-echo visit')
+    parser.add_argument('--visit-size', default='256x256x48', help='matrix of --visit')
     args = parser.parse_args(argv)
     if args.visit:
-        bench_visit()
+        bench_visit(tuple(int(v) for v in args.visit_size.split('x')))
         return
     shapes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
     results, notes = {}, {}
