@@ -29,6 +29,16 @@ def main(argv=None):
         config = load_config(opts.config, phase_sign=opts.phase_sign)
     except ConfigError as exc:
         parser.error(str(exc))
+    if opts.analysis_level == 'group':  # the group options are checked before anything runs
+        from ..options import OptionError
+        from .group import group_options
+
+        try:
+            opts.group_options = group_options(
+                config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
+                inference=opts.inference)
+        except OptionError as exc:
+            parser.error(f'{opts.config or "options"}: {exc}')
     opts.output_dir = opts.output_dir.expanduser().absolute()
     if opts.output_dir == opts.bids_dir:
         parser.error('output_dir must differ from bids_dir')
@@ -71,12 +81,14 @@ def options_reference():
     from ..lesions import LesionOptions
     from ..options import options_help
     from ..qsm.pipeline import STEP_OPTIONS
+    from ..stats.options import GroupModelOptions
 
     lines = ['Options of --config (JSON: {"qsm": {...}, "lesions": {...}, "group": {...}}).',
              'Precedence: command-line flag > --config > default.', '', '[qsm]']
     for klass in STEP_OPTIONS.values():
         lines += ['  ' + line for line in options_help(klass)]
     lines += ['', '[lesions]'] + ['  ' + line for line in options_help(LesionOptions)]
+    lines += ['', '[group]'] + ['  ' + line for line in options_help(GroupModelOptions)]
     return '\n'.join(lines)
 
 
@@ -95,16 +107,15 @@ def validate_input(bids_dir):
 
 
 def run_group(opts, config):
-    """Fit the growth-curve model on every subject's lesion table."""
-    from ..workflows.group import run_group_level
+    """Fit the group models on every subject's lesion table; returns the exit code."""
+    from ..stats.errors import ModelError
+    from .group import group_options, run_group_level
 
-    options = dict(config.get('group', {}))
-    options.setdefault('degree', opts.poly_degree)
-    options.setdefault('covariates', opts.covariates)
-    from ..stats.mixed import ModelError
-
+    options = getattr(opts, 'group_options', None) or group_options(
+        config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
+        inference=opts.inference)
     try:
-        written = run_group_level(opts.output_dir, opts.bids_dir, **options)
+        written = run_group_level(opts.output_dir, opts.bids_dir, options)
     except ModelError as exc:
         LOGGER.error('group model: %s', exc)
         return 1

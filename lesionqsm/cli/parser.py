@@ -56,6 +56,15 @@ def _positive_float(value):
     return number
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except None ("not given": the value comes from elsewhere)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """Return the argument parser of the BIDS App."""
     parser = argparse.ArgumentParser(
@@ -63,7 +72,7 @@ def build_parser():
         description='QSM (MEDI+0) of multiple-sclerosis lesions followed over visits, and the '
                     'lesion-age growth-curve model. Also: `lesionqsm synth OUT` makes a '
                     'synthetic cohort.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument('bids_dir', type=_existing_dir, help='the raw BIDS dataset')
     parser.add_argument('output_dir', type=Path,
                         help='where the BIDS derivatives are written (created if missing)')
@@ -93,13 +102,22 @@ def build_parser():
     algorithm.add_argument('--phase-sign', type=int, choices=[1, -1],
                            help='-1 for scanners that store the conjugate phase')
 
-    group = parser.add_argument_group('Group model')
-    group.add_argument('--poly-degree', type=_positive_int, default=8,
-                       help='degree of the orthogonal polynomial in lesion age')
-    group.add_argument('--covariates', nargs='*',
-                       default=['baseline_volume', 'edss', 'age', 'disease_duration',
-                                'treatment_duration'],
-                       help='patient/lesion covariates of the susceptibility model')
+    group = parser.add_argument_group(
+        'Group model',
+        'Each value comes from the command-line flag if given, else from the "group" section '
+        'of --config, else from the default (the paper\'s model). Other --config group keys: '
+        'categorical, binning, bin_edges, age_points, basis, reference_rim, random_slopes, '
+        'table_ages, volume_degree, volume_lesion_effect, figures, min_patients, min_lesions '
+        '(`lesionqsm --help-options` lists them with their defaults).')
+    group.add_argument('--poly-degree', type=_positive_int, default=None,
+                       help='degree of the orthogonal polynomial in lesion age (default: 8)')
+    group.add_argument('--covariates', nargs='*', default=None,
+                       help='covariates of the susceptibility model; labels such as sex F/M '
+                            'become factors (default: baseline_volume edss age '
+                            'disease_duration treatment_duration)')
+    group.add_argument('--inference', choices=['satterthwaite', 'wald'], default=None,
+                       help='tests and CIs: Satterthwaite t as lmerTest, or Wald z '
+                            '(default: satterthwaite)')
 
     execution = parser.add_argument_group('Execution')
     execution.add_argument('-w', '--work-dir', type=Path,

@@ -1,1 +1,1 @@
-"""Statistics of lesion trajectories: pure numpy/scipy/statsmodels, no nipype."""
+"""Statistics of lesion trajectories: pure numpy/scipy, no nipype."""

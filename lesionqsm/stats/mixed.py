@@ -1,277 +1,370 @@
-"""REML/ML fits of two-level linear mixed models with design matrices built directly.
+"""Linear mixed models with random effects nested as patient / lesion, fitted as lme4 fits them.
 
-The growth-curve and volume models share this: patients are the statsmodels groups (random
-intercept, optionally a random slope), lesions within a patient a variance component.  Building
-``exog``, ``exog_re`` and ``exog_vc`` as arrays avoids the formula interface, which costs about
-10 s per model at 10,000 lesions.
+The model is
+
+    y = X β + Z_p b_p + Z_l b_l + ε,    b = Λ u,  u ~ N(0, σ² I),  ε ~ N(0, σ² I),
+
+with per patient an intercept (and optionally a slope on a time covariate, correlated with it:
+Λ_p lower triangular) and per lesion within patient an intercept (and optionally an
+independent slope: Λ_l diagonal).  As in lme4 [1]_ the criterion optimised is the profiled
+deviance, a function of the relative covariance parameters θ alone (β and σ are profiled out),
+with the bounds θ ≥ 0 on the diagonal of Λ.
+
+The marginal covariance σ² A is block diagonal by patient, and within a patient the lesion
+blocks are diagonal too, so A⁻¹ is applied by two Woodbury updates whose small matrices (1×1
+or 2×2 per lesion, then per patient) are processed for all lesions and patients at once:
+an evaluation costs one pass over the per-lesion sums, independent of the number of visits.
 """
 
-import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
+import scipy.linalg
+import scipy.sparse
+from threadpoolctl import threadpool_limits
 
-__all__ = ['ModelError', 'MixedFit', 'fit_mixed', 'fixed_effect_covariance', 'SINGULAR_TOL']
+from .errors import ModelError
 
-#: Random-effect SD / residual SD below which the boundary (zero variance) is also tried.
-NEAR_BOUNDARY = 0.1
-#: Variance relative to the residual variance standing for zero (statsmodels' likelihood is
-#: not finite at exactly zero); its theta, 1e-5, is below SINGULAR_TOL.
-BOUNDARY_VALUE = 1e-10
+__all__ = ['ModelError', 'MixedFit', 'MixedProblem', 'column_rank', 'SINGULAR_TOL']
 
-
-class ModelError(ValueError):
-    """The data cannot support the requested model; the message says why."""
-
-
-#: A fit is singular when a random-effect standard deviation relative to the residual one
-#: (lme4's theta) is below this (lme4's ``isSingular`` default tolerance).
+#: A fit is singular when a random-effect SD relative to the residual SD (a diagonal θ) is
+#: below this (lme4's ``isSingular`` default tolerance).
 SINGULAR_TOL = 1e-4
 
 
+class _Design:
+    """Centring and scaling of X and y, undone on the results (X = X̃ T⁻¹, y = s ỹ)."""
+
+    def __init__(self, x, y):
+        n, p = x.shape
+        scale = float(np.std(y)) or 1.0
+        const = [j for j in range(p) if np.ptp(x[:, j]) == 0 and x[0, j] != 0]
+        t = np.eye(p)
+        xt = x.astype(float).copy()
+        if const:
+            c = const[0]
+            v = x[0, c]
+            for j in range(p):
+                if j == c:
+                    continue
+                mean = xt[:, j].mean()
+                xt[:, j] -= mean * x[:, c] / v
+                t[c, j] = -mean / v
+        sd = np.sqrt(np.mean(xt**2, axis=0))
+        sd[sd == 0] = 1.0
+        xt /= sd
+        t /= sd[None, :]
+        self.x, self.y, self.t, self.scale = xt, y / scale, t, scale
+        self.log_det_t = -float(np.sum(np.log(sd)))  # log |det T|
+
+    def beta(self, beta_scaled):
+        return self.t @ beta_scaled * self.scale
+
+    def cov(self, cov_scaled):
+        return self.t @ cov_scaled @ self.t.T * self.scale**2
+
+
 @dataclass
-class MixedFit:
-    """Result of :func:`fit_mixed`; variances in squared response units."""
+class _Evaluation:
+    log_det_a: float  # log |A|, A = V / σ²
+    xtax: np.ndarray  # X̃' A⁻¹ X̃
+    chol_x: np.ndarray  # lower Cholesky factor of xtax
+    beta: np.ndarray  # GLS estimate (scaled units)
+    rss: float  # penalised residual sum of squares ỹ'A⁻¹ỹ - β'X̃'A⁻¹ỹ
 
-    fe_params: np.ndarray
-    cov_fe: np.ndarray  # lme4-equivalent (X' V^-1 X)^-1
-    cov_fe_statsmodels: np.ndarray  # fixed-effect block of statsmodels' full inverse Hessian
-    cov_re: np.ndarray  # patient random effects (intercept[, slope])
-    vcomp: np.ndarray  # lesion-within-patient variance components
-    scale: float  # residual variance
-    llf: float
-    reml: bool
-    converged: bool
-    singular: bool
-    polished: bool
-    n_obs: int
-    notes: list = field(default_factory=list)
+    @property
+    def log_det_x(self):
+        return 2.0 * float(np.sum(np.log(np.diag(self.chol_x))))
 
 
-def _group_blocks(patient):
-    """Row indices of every patient, in statsmodels' group order (sorted labels)."""
-    labels, inverse = np.unique(patient, return_inverse=True)
-    order = np.argsort(inverse, kind='stable')
-    bounds = np.cumsum(np.bincount(inverse, minlength=labels.size))[:-1]
-    return np.split(order, bounds), labels
+def column_rank(x):
+    """Numerical rank of a design (pivoted QR of the column-scaled matrix, one BLAS thread)."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return 0
+    norms = np.sqrt(np.sum(x**2, axis=0))
+    with threadpool_limits(limits=1, user_api='blas'):
+        r = scipy.linalg.qr(x / np.where(norms > 0, norms, 1.0), mode='r', pivoting=True)[0]
+    diag = np.abs(np.diag(r))
+    return int(np.sum(diag > diag.max() * max(x.shape) * np.finfo(float).eps)) \
+        if diag.size and diag.max() > 0 else 0
 
 
-def _build_model(y, x, patient, lesion, slope, reml):
-    blocks, labels = _group_blocks(patient)
-    exog_re = np.ones((y.size, 1)) if slope is None else np.column_stack([np.ones(y.size), slope])
-    exog_vc = None
-    if lesion is not None:
-        names = ['lesion'] if slope is None else ['lesion', 'lesion_slope']
-        mats = [[] for _ in names]
-        colnames = [[] for _ in names]
-        for rows in blocks:
-            levels, codes = np.unique(lesion[rows], return_inverse=True)
-            indicator = np.zeros((rows.size, levels.size))
-            indicator[np.arange(rows.size), codes] = 1.0
-            mats[0].append(indicator)
-            colnames[0].append([str(v) for v in levels])
-            if slope is not None:
-                mats[1].append(indicator * slope[rows, None])
-                colnames[1].append([str(v) for v in levels])
-        exog_vc = VCSpec(names, colnames, mats)
-    model = MixedLM(y, x, groups=patient, exog_re=exog_re, exog_vc=exog_vc)
-    return model
+def _indicator(codes, n_levels):
+    """Sparse (levels × rows) 0/1 matrix summing rows by level."""
+    rows = np.asarray(codes)
+    return scipy.sparse.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
+                                   shape=(n_levels, rows.size))
 
 
-def _thetas(result):
-    """Random-effect SDs relative to the residual SD (lme4's theta, for singularity)."""
-    scale = result.scale
-    eig = np.linalg.eigvalsh(np.atleast_2d(result.cov_re) / scale)
-    vc = np.asarray(result.vcomp, dtype=float) / scale
-    return np.sqrt(np.clip(np.concatenate([eig, vc]), 0.0, None))
+def _factor_solve(k, g):
+    """Batched Cholesky of ``k`` (b×r×r) and L⁻¹ g (b×r×m); also Σ log |k_b|."""
+    chol = np.linalg.cholesky(k)
+    f = np.linalg.solve(chol, g)
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2))))
+    return f, logdet
 
 
-class _Failed:
-    llf = -np.inf
-
-
-def _boundary_fits(model, result, reml, maxiter):
-    """Refits with each near-zero random-effect variance held at the boundary."""
-    start = result.params_object
-    k_re = model.k_re
-    thetas_re = np.sqrt(np.clip(np.diag(start.cov_re), 0, None))
-    thetas_vc = np.sqrt(np.clip(start.vcomp, 0, None))
-    out = []
-    for kind, j in [('re', j) for j in range(k_re) if thetas_re[j] < NEAR_BOUNDARY] + \
-                   [('vc', j) for j in range(model.k_vc) if thetas_vc[j] < NEAR_BOUNDARY]:
-        cov_re = start.cov_re.copy()
-        vcomp = start.vcomp.copy()
-        free_re = np.ones((k_re, k_re))
-        free_vc = np.ones(model.k_vc)
-        if kind == 're':
-            cov_re[j, :] = cov_re[:, j] = 0.0
-            cov_re[j, j] = BOUNDARY_VALUE
-            free_re[j, :] = free_re[:, j] = 0.0
-        else:
-            vcomp[j] = BOUNDARY_VALUE
-            free_vc[j] = 0.0
-        begin = MixedLMParams.from_components(fe_params=start.fe_params, cov_re=cov_re,
-                                              vcomp=vcomp)
-        free = MixedLMParams.from_components(fe_params=np.ones(model.k_fe), cov_re=free_re,
-                                             vcomp=free_vc)
-        out.append(_quiet_fit(model, reml=reml, method=['lbfgs'], maxiter=maxiter,
-                              start_params=begin, free=free))
-    return out
-
-
-def _quiet_fit(model, **kwargs):
-    """model.fit, warnings collected; a failed optimiser gives a result with llf = -inf."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        try:
-            result = model.fit(**kwargs)
-        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-            return _Failed(), [f'{kwargs.get("method")}: {exc}']
-    messages = sorted({str(w.message) for w in caught
-                       if issubclass(w.category, (ConvergenceWarning, RuntimeWarning))})
-    return result, messages
-
-
-def fit_mixed(y, x, patient, *, lesion=None, slope=None, reml=True, maxiter=200):
-    """Fit y = X b + patient effects [+ lesion-within-patient effects] + e.
+class MixedProblem:
+    """The data of one model, reduced to per-lesion and per-patient sums.
 
     Parameters
     ----------
     y : ndarray, shape (n,)
-        Response (e.g. χ in ppb).
+        Response.
     x : ndarray, shape (n, p)
         Fixed-effect design, full column rank.
     patient : array_like, shape (n,)
-        Patient label per row (random intercept per patient).
+        Patient label per row.
     lesion : array_like, shape (n,), optional
-        Lesion label per row, unique within a patient; adds a random intercept per lesion
-        within patient (a statsmodels variance component).
+        Lesion label per row (unique within a patient, or globally); None: no lesion effects.
     slope : ndarray, shape (n,), optional
-        Time covariate of random slopes: a patient slope correlated with the patient
-        intercept, and (with ``lesion``) an independent slope per lesion.
-    reml : bool
-        REML (default) or maximum likelihood (for likelihood-ratio tests of fixed effects).
-    maxiter : int
-        Iterations of each optimiser.
-
-    Returns
-    -------
-    MixedFit
-
-    Raises
-    ------
-    ModelError
-        If no optimiser reaches a finite likelihood.
+        Time covariate of random slopes (patient slope correlated with the patient intercept;
+        with ``lesion``, an independent slope per lesion).
 
     Notes
     -----
-    The first fit uses L-BFGS (then BFGS if it fails).  If a random-effect SD relative to
-    the residual SD is below :data:`SINGULAR_TOL` (a singular fit, where MixedLM may stop
-    short of the optimum while reporting convergence, or step onto a zero variance where its
-    likelihood evaluates to +inf), the fit is restarted by L-BFGS from small positive
-    variances and polished by Nelder-Mead from the best finite solution.  If a relative SD
-    is then below :data:`NEAR_BOUNDARY`, the model is also refitted with that component held
-    at the boundary (:data:`BOUNDARY_VALUE`), since MixedLM often stops short of zero.  The
-    best finite likelihood is kept; ``singular`` reports a relative SD below SINGULAR_TOL.
-    The response is scaled to unit SD for the optimisers and the results scaled back.
+    θ holds the patient parameters first (r_p = 1: λ; r_p = 2: λ11, λ21, λ22, lme4's
+    column-wise lower triangle), then the lesion ones (λ_intercept[, λ_slope]).
     """
-    y = np.asarray(y, dtype=float)
-    x = np.asarray(x, dtype=float)
-    patient = np.asarray(patient)
-    lesion = None if lesion is None else np.asarray(lesion)
-    slope = None if slope is None else np.asarray(slope, dtype=float)
-    # fit on a unit-SD response (volumes are ~1e3 mm^3: MixedLM's optimisers start at unit
-    # variances), then scale back; estimates are scale-equivariant
-    unit = float(np.std(y)) or 1.0
-    model = _build_model(y / unit, x, patient, lesion, slope, reml)
-    result, notes = _quiet_fit(model, reml=reml, method=['lbfgs', 'bfgs'], maxiter=maxiter)
-    candidates = [(result, notes)]
-    polished = False
-    if not np.isfinite(result.llf) or np.min(_thetas(result)) < SINGULAR_TOL:
-        # MixedLM can step onto a zero variance where its likelihood evaluates to +inf, or stop
-        # short near the boundary: restart from small positive variances, then Nelder-Mead
-        # from the best solution found.
-        polished = True
-        for theta2 in (0.1, 0.01):
-            start = MixedLMParams.from_components(
-                fe_params=np.zeros(x.shape[1]), cov_re=theta2 * np.eye(model.k_re),
-                vcomp=np.full(model.k_vc, theta2))
-            candidates.append(_quiet_fit(model, reml=reml, method=['lbfgs'], maxiter=maxiter,
-                                         start_params=start))
-        best = max((c for c in candidates if np.isfinite(c[0].llf)), key=lambda c: c[0].llf,
-                   default=None)
-        if best is not None:
-            candidates.append(_quiet_fit(model, reml=reml, method=['nm'], maxiter=5 * maxiter,
-                                         start_params=best[0].params_object))
-    best = max((c for c in candidates if np.isfinite(c[0].llf)), key=lambda c: c[0].llf,
-               default=None)
-    if best is not None and np.min(_thetas(best[0])) < NEAR_BOUNDARY:
-        # MixedLM often stops short of a zero variance: compare with the fit that holds each
-        # near-zero component at the boundary (1e-10 x residual variance; statsmodels'
-        # likelihood is not finite at exactly 0).
-        polished = True
-        candidates += _boundary_fits(model, best[0], reml, maxiter)
-    finite = [c for c in candidates if np.isfinite(c[0].llf)]
-    if not finite:
-        raise ModelError('the mixed model fit failed: the likelihood is not finite at any '
-                         'solution tried')
-    result, notes = max(finite, key=lambda c: c[0].llf)
-    singular = bool(np.min(_thetas(result)) < SINGULAR_TOL)
-    vcomp = np.asarray(result.vcomp, dtype=float) * unit**2
-    cov_re = np.atleast_2d(np.asarray(result.cov_re, dtype=float)) * unit**2
-    scale = float(result.scale) * unit**2
-    cov_fe = fixed_effect_covariance(x, patient, cov_re, vcomp, scale, lesion=lesion,
-                                     slope=slope)
-    k = x.shape[1]
-    # log-likelihood of y, not y / unit: Jacobian of the n (ML) or n - p (REML) dimensions
-    llf = float(result.llf) - (y.size - (k if reml else 0)) * np.log(unit)
-    return MixedFit(
-        fe_params=np.asarray(result.fe_params, dtype=float) * unit, cov_fe=cov_fe,
-        cov_fe_statsmodels=np.asarray(result.cov_params())[:k, :k] * unit**2,
-        cov_re=cov_re, vcomp=vcomp, scale=scale, llf=llf,
-        reml=reml, converged=bool(result.converged), singular=singular, polished=polished,
-        n_obs=int(y.size), notes=notes,
-    )
+
+    def __init__(self, y, x, patient, *, lesion=None, slope=None):
+        y = np.asarray(y, dtype=float)
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[0] != y.size:
+            raise ModelError(f'design has shape {x.shape} for {y.size} observations')
+        self.n, self.p = x.shape
+        self.design = _Design(x, y)
+        self.r = 1 if slope is None else 2
+        self.r_lesion = 0 if lesion is None else self.r
+        _, pcode = np.unique(np.asarray(patient), return_inverse=True)
+        self.n_patients = int(pcode.max()) + 1
+        h = np.ones((self.n, 1)) if slope is None else np.column_stack(
+            [np.ones(self.n), np.asarray(slope, dtype=float)])
+        w = np.column_stack([h, self.design.x, self.design.y])  # rows of [H X y]
+        self.m = w.shape[1]
+        outer = (h[:, :, None] * w[:, None, :]).reshape(self.n, -1)  # h ⊗ w per row
+        self.ww = w.T @ w
+        if lesion is None:
+            self.s_patient = (_indicator(pcode, self.n_patients) @ outer).reshape(
+                self.n_patients, self.r, self.m)
+            self.n_lesions = 0
+        else:
+            _, lraw = np.unique(np.asarray(lesion), return_inverse=True)
+            _, lcode = np.unique(pcode.astype(np.int64) * (int(lraw.max()) + 1) + lraw,
+                                 return_inverse=True)
+            self.n_lesions = int(lcode.max()) + 1
+            self.s_lesion = (_indicator(lcode, self.n_lesions) @ outer).reshape(
+                self.n_lesions, self.r, self.m)
+            owner = np.zeros(self.n_lesions, dtype=int)
+            owner[lcode] = pcode
+            self.lesion_to_patient = _indicator(owner, self.n_patients)
+            self.s_patient = (self.lesion_to_patient @ self.s_lesion.reshape(
+                self.n_lesions, -1)).reshape(self.n_patients, self.r, self.m)
+        self.n_theta_patient = 1 if self.r == 1 else 3
+        self.n_theta = self.n_theta_patient + self.r_lesion
+        if self.r == 1:  # intercepts only: sums of [X y] and row counts per lesion (or patient)
+            if lesion is None:
+                self.group_sums = self.s_patient[:, 0, 1:]
+                self.group_rows = self.s_patient[:, 0, 0]
+                self.to_patient = scipy.sparse.identity(self.n_patients, format='csr')
+                self.owner = np.arange(self.n_patients)
+            else:
+                self.group_sums = self.s_lesion[:, 0, 1:]
+                self.group_rows = self.s_lesion[:, 0, 0]
+                self.to_patient = self.lesion_to_patient
+                self.owner = owner
+
+    # --- θ layout ------------------------------------------------------------------------
+    def lower_bounds(self):
+        """lme4's bounds: 0 on diagonal elements of Λ, none on the patient correlation term."""
+        low = [0.0] if self.r == 1 else [0.0, -np.inf, 0.0]
+        return np.array(low + [0.0] * self.r_lesion)
+
+    def default_start(self):
+        """lme4's start: 1 on the diagonal of Λ, 0 off it."""
+        return np.where(np.isfinite(self.lower_bounds()), 1.0, 0.0)
+
+    def lambdas(self, theta):
+        """Λ_p (r×r lower triangular) and the diagonal of Λ_l from θ."""
+        theta = np.asarray(theta, dtype=float)
+        if self.r == 1:
+            lam_p = theta[:1].reshape(1, 1)
+        else:
+            lam_p = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
+        return lam_p, theta[self.n_theta_patient:]
+
+    # --- criterion -----------------------------------------------------------------------
+    def evaluate(self, theta):
+        """A⁻¹ products, log |A|, the GLS β and the residual sum of squares at θ."""
+        if self.r == 1:
+            theta = np.asarray(theta, dtype=float)
+            return self._intercepts(theta[0]**2, theta[1]**2 if self.r_lesion else 0.0)[0]
+        lam_p, lam_l = self.lambdas(theta)
+        r, rl, rp = self.r, self.r_lesion, lam_p.shape[0]
+        q = self.ww[r:, r:].copy()
+        log_det = 0.0
+        m_hh = self.s_patient[:, :rp, :rp]
+        m_hxy = self.s_patient[:, :rp, r:]
+        if rl:
+            s = self.s_lesion
+            k = np.eye(rl) + lam_l[None, :, None] * s[:, :rl, :rl] * lam_l[None, None, :]
+            f, log_det = _factor_solve(k, lam_l[None, :, None] * s[:, :rl, :])
+            flat = f[:, :, r:].reshape(-1, self.m - r)
+            q -= flat.T @ flat
+            corr = np.einsum('lka,lkb->lab', f[:, :, :rp], f)  # F_H' F per lesion
+            corr = (self.lesion_to_patient @ corr.reshape(self.n_lesions, -1)).reshape(
+                self.n_patients, rp, self.m)
+            m_hh = m_hh - corr[:, :, :rp]
+            m_hxy = m_hxy - corr[:, :, r:]
+        k2 = np.eye(rp) + np.einsum('ba,pbc,cd->pad', lam_p, m_hh, lam_p)
+        f2, log_det2 = _factor_solve(k2, np.einsum('ba,pbm->pam', lam_p, m_hxy))
+        flat = f2.reshape(-1, self.m - r)
+        q -= flat.T @ flat
+        p = self.p
+        xtax = (q[:p, :p] + q[:p, :p].T) / 2
+        try:
+            chol = np.linalg.cholesky(xtax)
+        except np.linalg.LinAlgError as exc:
+            raise ModelError('the fixed-effect design is rank deficient') from exc
+        beta = scipy.linalg.cho_solve((chol, True), q[:p, p])
+        rss = float(q[p, p] - q[:p, p] @ beta)
+        if not rss > 0:
+            raise ModelError('the model fits the data exactly (residual sum of squares 0)')
+        return _Evaluation(log_det + log_det2, xtax, chol, beta, rss)
+
+    def _intercepts(self, v_p, v_l, reml=None):
+        """Random intercepts only, in variance ratios v = θ²: closed forms per lesion and patient.
+
+        With k_j = 1 + v_l n_j per lesion (n_j visits, s_j the sums of [X y]) and, per patient,
+        a_i = Σ_j s_j / k_j, c_i = Σ_j n_j / k_j and κ_i = 1 + v_p c_i:
+        [X y]' A⁻¹ [X y] = [X y]'[X y] − v_l Σ_j s_j s_j' / k_j − v_p Σ_i a_i a_i' / κ_i and
+        log |A| = Σ log k_j + Σ log κ_i.  With ``reml`` given, also the gradient of the
+        profiled deviance in (v_p[, v_l]): ∂/∂v_k = tr(A⁻¹ Z_k Z_k') − ν |Z_k' A⁻¹ r|² / rss
+        [− tr((X'A⁻¹X)⁻¹ X'A⁻¹ Z_k Z_k' A⁻¹ X) for REML].
+        """
+        s, nj = self.group_sums, self.group_rows
+        k = 1.0 + v_l * nj
+        sk = s / k[:, None]
+        a = self.to_patient @ sk
+        c = self.to_patient @ (nj / k)
+        kappa = 1.0 + v_p * c
+        mp = a / kappa[:, None]  # Z_p' A⁻¹ [X y]
+        q = self.ww[1:, 1:] - v_p * (mp.T @ a)
+        if v_l != 0.0:
+            q -= v_l * (s.T @ sk)
+        p = self.p
+        xtax = (q[:p, :p] + q[:p, :p].T) / 2
+        try:
+            chol = np.linalg.cholesky(xtax)
+        except np.linalg.LinAlgError as exc:
+            raise ModelError('the fixed-effect design is rank deficient') from exc
+        beta = scipy.linalg.cho_solve((chol, True), q[:p, p])
+        rss = float(q[p, p] - q[:p, p] @ beta)
+        if not rss > 0:
+            raise ModelError('the model fits the data exactly (residual sum of squares 0)')
+        ev = _Evaluation(float(np.sum(np.log(k)) + np.sum(np.log(kappa))), xtax, chol, beta,
+                         rss)
+        if reml is None:
+            return ev, None
+        nu = self.dof(reml)
+        terms = [(mp, float(np.sum(c / kappa)))]
+        if self.r_lesion:
+            ratio = nj / k
+            ml = sk - v_p * ratio[:, None] * mp[self.owner]  # Z_l' A⁻¹ [X y]
+            terms.append((ml, float(np.sum(ratio - v_p * ratio**2 / kappa[self.owner]))))
+        grad = []
+        cov = scipy.linalg.cho_solve((chol, True), np.eye(p)) if reml else None
+        for m, trace in terms:
+            gram = m.T @ m  # [X y]' A⁻¹ Z_k Z_k' A⁻¹ [X y]
+            resid2 = gram[p, p] - 2 * beta @ gram[:p, p] + beta @ gram[:p, :p] @ beta
+            g = trace - nu * float(resid2) / rss
+            if reml:
+                g -= float(np.sum(cov * gram[:p, :p]))
+            grad.append(g)
+        return ev, np.array(grad)
+
+    def deviance_gradient(self, phi, reml):
+        """Profiled deviance and its gradient in φ = θ² (intercept-only models), else None."""
+        if self.r != 1:
+            return None
+        phi = np.asarray(phi, dtype=float)
+        ev, grad = self._intercepts(phi[0], phi[1] if self.r_lesion else 0.0, reml)
+        return self._deviance(ev, reml), grad
+
+    def _deviance(self, ev, reml):
+        nu = self.dof(reml)
+        dev = ev.log_det_a + nu * (1.0 + np.log(2.0 * np.pi * ev.rss / nu))
+        return dev + ev.log_det_x if reml else dev
+
+    def dof(self, reml):
+        return self.n - (self.p if reml else 0)
+
+    def deviance(self, theta, reml):
+        """Profiled deviance (−2 log-likelihood of ỹ, β and σ at their optima given θ)."""
+        return self._deviance(self.evaluate(theta), reml)
+
+    def full_deviance(self, theta, sigma, reml, ev=None):
+        """lmerTest's deviance at (θ, σ) with β profiled: ML, plus log |X'A⁻¹X| for REML."""
+        ev = self.evaluate(theta) if ev is None else ev
+        s2 = sigma**2
+        dev = ev.log_det_a + ev.rss / s2 + self.n * np.log(2 * np.pi * s2)
+        if reml:
+            dev += ev.log_det_x - self.p * np.log(2 * np.pi * s2)
+        return dev
+
+    def loglik_offset(self, reml):
+        """log L(y) − log L(ỹ): the scaling of y and (REML) of the columns of X."""
+        off = -self.dof(reml) * np.log(self.design.scale)
+        return off + (self.design.log_det_t if reml else 0.0)
 
 
-def fixed_effect_covariance(x, patient, cov_re, vcomp, scale, *, lesion=None, slope=None):
-    """lme4-equivalent covariance of the fixed effects, (X' V⁻¹ X)⁻¹.
+@dataclass
+class MixedFit:
+    """Result of :func:`.optimise.fit_mixed`; variances in squared response units.
 
-    Parameters
-    ----------
-    x : ndarray, shape (n, p)
-        Fixed-effect design.
-    patient, lesion, slope
-        As in :func:`fit_mixed`.
-    cov_re : ndarray, shape (q, q)
-        Patient random-effect covariance (intercept[, slope]), response units squared.
-    vcomp : ndarray
-        Lesion variance components (intercept[, slope]), response units squared.
-    scale : float
-        Residual variance.
-
-    Returns
-    -------
-    ndarray, shape (p, p)
-        Covariance of the GLS estimate at the given variance parameters; the marginal
-        covariance is block diagonal by patient, V_i = Z_i G Z_i' + σ² I.
+    ``optimum_checked`` is True when the optimum was verified (:mod:`.optimise`): a zero
+    gradient for every parameter off its bound and no descent into the interior from a
+    variance held at 0; ``optimum_message`` says what failed otherwise.
     """
-    x = np.asarray(x, dtype=float)
-    blocks, _ = _group_blocks(np.asarray(patient))
-    info = np.zeros((x.shape[1], x.shape[1]))
-    for rows in blocks:
-        n = rows.size
-        z = np.ones((n, 1)) if slope is None else np.column_stack([np.ones(n), slope[rows]])
-        v = z @ cov_re @ z.T + scale * np.eye(n)
-        if lesion is not None and len(vcomp):
-            lab = lesion[rows]
-            same = (lab[:, None] == lab[None, :]).astype(float)
-            v += vcomp[0] * same
-            if slope is not None and len(vcomp) > 1:
-                s = slope[rows]
-                v += vcomp[1] * same * np.outer(s, s)
-        xi = x[rows]
-        info += xi.T @ np.linalg.solve(v, xi)
-    return np.linalg.inv(info)
+
+    fe_params: np.ndarray
+    cov_fe: np.ndarray  # σ² (X' A⁻¹ X)⁻¹, lme4's vcov()
+    cov_re: np.ndarray  # patient random effects (intercept[, slope]) covariance
+    vcomp: np.ndarray  # lesion-within-patient variances (intercept[, slope])
+    scale: float  # residual variance σ²
+    llf: float
+    reml: bool
+    theta: np.ndarray
+    optimum_checked: bool
+    optimum_message: str
+    max_gradient: float
+    singular: bool
+    n_obs: int
+    n_evaluations: int
+    problem: MixedProblem = field(repr=False)
+    notes: list = field(default_factory=list)
+
+    @cached_property
+    def _satterthwaite(self):
+        from .satterthwaite import varpar_covariance
+
+        return varpar_covariance(self)
+
+    def satterthwaite_df(self, contrasts):
+        """Satterthwaite degrees of freedom of each row of ``contrasts`` (lmerTest's method).
+
+        Parameters
+        ----------
+        contrasts : ndarray, shape (k, p)
+            Linear combinations L of the fixed effects.
+
+        Returns
+        -------
+        ndarray, shape (k,)
+        """
+        from .satterthwaite import contrast_df
+
+        with threadpool_limits(limits=1, user_api='blas'):  # thin matrices: threads only cost
+            return contrast_df(self, np.atleast_2d(contrasts), *self._satterthwaite)

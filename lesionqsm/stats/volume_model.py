@@ -5,8 +5,7 @@ from .growth_curve import TABLE_AGES, fit_growth_curve
 __all__ = ['fit_volume_model', 'volume_table']
 
 
-def fit_volume_model(lesions, *, degree=3, binning='octiles', bin_edges=None, basis='distinct',
-                     reference_rim='positive', min_patients=3, min_lesions=4):
+def fit_volume_model(lesions, *, degree=3, lesion_effect=False, **kwargs):
     """Fit lesion FLAIR volume (mm³) on an orthogonal polynomial in lesion age by rim group.
 
     Parameters
@@ -15,14 +14,18 @@ def fit_volume_model(lesions, *, degree=3, binning='octiles', bin_edges=None, ba
         Lesion × visit rows (participant-level schema); uses ``volume_mm3``.
     degree : int
         Polynomial degree (paper: 3).
-    binning, bin_edges, basis, reference_rim, min_patients, min_lesions
-        As in :func:`.growth_curve.fit_growth_curve`.
+    lesion_effect : bool
+        Add a random intercept per lesion within patient.  The paper's model has the patient
+        as its only random effect, which treats a lesion's visits as independent given the
+        patient; with few patients its tests are then far too confident.
+    **kwargs
+        binning, bin_edges, basis, reference_rim, inference, min_patients, min_lesions, as in
+        :func:`.growth_curve.fit_growth_curve`.
 
     Returns
     -------
     GrowthCurveFit
-        With ``response='volume_mm3'``, no covariates and a random intercept per patient only
-        (the paper: "patient was the random effect").
+        With ``response='volume_mm3'`` and no covariates.
 
     Raises
     ------
@@ -30,9 +33,7 @@ def fit_volume_model(lesions, *, degree=3, binning='octiles', bin_edges=None, ba
         As :func:`.growth_curve.fit_growth_curve`.
     """
     return fit_growth_curve(lesions, None, response='volume_mm3', degree=degree, covariates=(),
-                            binning=binning, bin_edges=bin_edges, basis=basis,
-                            reference_rim=reference_rim, lesion_effect=False,
-                            min_patients=min_patients, min_lesions=min_lesions)
+                            lesion_effect=lesion_effect, **kwargs)
 
 
 def volume_table(fit, ages=TABLE_AGES):

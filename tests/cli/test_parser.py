@@ -14,7 +14,7 @@ def test_positionals_and_defaults(tmp_path):
                                       '--participant-label', 'sub-01', '02'])
     assert opts.participant_label == ['01', '02']
     assert opts.plugin == 'MultiProc' and opts.registration == 'auto'
-    assert opts.poly_degree == 8
+    assert opts.poly_degree is None  # not given: --config, else GroupModelOptions decides
 
 
 def test_missing_bids_dir_names_it(tmp_path, capsys):
