@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 PRESET ?= demo
-NPROCS ?= 2
+# empty: lesionqsm uses every CPU this process may use (its --nprocs default)
+NPROCS ?=
 
 .PHONY: demo test venv lint bench clean
 
@@ -19,7 +20,7 @@ venv: $(BIN)/lesionqsm
 demo: venv
 	$(BIN)/lesionqsm synth $(DEMO_DIR)/bids --preset $(PRESET) --seed 0
 	$(BIN)/lesionqsm $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
-		-w $(DEMO_DIR)/work --nprocs $(NPROCS) --skip-bids-validation
+		-w $(DEMO_DIR)/work $(if $(NPROCS),--nprocs $(NPROCS)) --skip-bids-validation
 	@# 10 lesions in 4 patients support a cubic time basis and no patient-level covariate;
 	@# the paper's model (degree 8, five covariates) needs a cohort like --preset paper
 	$(BIN)/lesionqsm $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group --skip-bids-validation \

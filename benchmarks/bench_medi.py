@@ -5,10 +5,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_medi.py                 # 3 sizes, reference at 2 sizes
     .venv/bin/python benchmarks/bench_medi.py --reference-sizes 0 1 2
 
-Volumes: the head phantom of ``tests/qsm/_phantoms_b.py`` in a 240 × 240 × 144 mm field of
-view (a clinical axial 3D GRE: the brain fills about half of each in-plane axis) at
-64×64×24, 128×128×48 and 256×256×48, field noise 0.005 rad per ΔTE.  Every stage uses its
-default tolerances (MEDI's: λ 1000, 10 GN steps at most, GN tolerance 0.1, CG 100 / 0.01).
+Volumes: the head phantom of :mod:`lesionqsm.synth.head_phantom` at 0.8× adult size in a
+240 × 240 × 144 mm field of view (a clinical axial 3D GRE: the brain fills about half of each
+in-plane axis) at 64×64×24, 128×128×48 and 256×256×48, field noise 0.005 rad per ΔTE.
+Every stage uses its default tolerances (MEDI's: λ 1000, 10 GN steps at most, GN tolerance
+0.1, CG 100 / 0.01).
 The reference MEDI (:mod:`lesionqsm.qsm.medi_reference`: float64, complex FFTs, no caching)
 runs the same iteration on the same input; the ratio is measured in the same process, and
 the relative difference of the two χ maps is printed next to it.
@@ -16,17 +17,12 @@ the relative difference of the two χ maps is printed next to it.
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
-
-from _phantoms_b import head_phantom  # noqa: E402
-
-from lesionqsm.qsm import background, medi, medi_reference, tkd  # noqa: E402
+from lesionqsm.qsm import background, medi, medi_reference, tkd
+from lesionqsm.synth.head_phantom import head_phantom
 
 FOV_MM = (240.0, 240.0, 144.0)
 SIZES = ((64, 64, 24), (128, 128, 48), (256, 256, 48))
@@ -48,7 +44,8 @@ def _cpu_timed(fn, *args, **kwargs):
 
 def run(size, *, reference):
     voxel = tuple(f / n for f, n in zip(FOV_MM, size, strict=True))
-    ph = head_phantom(size, voxel, noise_std_rad=0.005, rng=np.random.default_rng(0))
+    ph = head_phantom(voxel, shape=size, scale=0.8, delta_te=4.5e-3, field_noise_rad=0.005,
+                      rng=np.random.default_rng(0))
     m = ph.brain_mask
     common = dict(field_strength=ph.field_strength, delta_te=ph.delta_te)
     row = {'size': 'x'.join(map(str, size)), 'voxel': 'x'.join(f'{v:.3g}' for v in voxel)}

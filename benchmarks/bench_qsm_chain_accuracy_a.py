@@ -2,49 +2,36 @@
 
 Run: ``.venv/bin/python benchmarks/bench_qsm_chain_accuracy_a.py [--voxel 1.5] [--scale 1.0]``
 
-The phantom is the one of ``tests/qsm/_phantoms_a.py``: 3 T, 5 echoes (ΔTE = 5 ms), SNR 100,
-air at +9.4 ppm around a skull, WM -30 ppb, caudate 60, putamen 80, pallidum 150 ppb, five
-lesions -10 to +50 ppb from WM, CSF = 0.  Prints per-ROI truth and estimate (ppb; lesions
-relative to WM), the ROI regression slope (nuclei and lesions), the median lesion |error| and
-the whole-brain NRMSE, for each background/inversion combination asked for.
+The phantom is :func:`lesionqsm.synth.head_phantom.head_phantom`: 3 T, 5 echoes
+(ΔTE = 5 ms), SNR 100, air at +9.4 ppm around a skull, WM -30 ppb, caudate 60, putamen 80,
+pallidum 150 ppb, five lesions -10 to +50 ppb from WM, CSF = 0.  Prints per-ROI truth and
+estimate (ppb; lesions relative to WM), the ROI regression slope (nuclei and lesions), the
+median lesion |error| and the whole-brain NRMSE, for each background/inversion combination
+asked for.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
-from _phantoms_a import CSF, WM, head_phantom  # noqa: E402
-
-from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
-
-NAMES = {5: 'caudate', 6: 'putamen', 7: 'pallidum'}
+from lesionqsm.qsm import reconstruct_session
+from lesionqsm.synth.head_phantom import NUCLEI, head_phantom, roi_errors
 
 
 def evaluate(phantom, result):
-    chi, mask = result.chi_ppm, result.local_mask
-    wm = float(np.median(chi[(phantom.labels == WM) & mask]))
-    rows = [('white matter', -30.0, 1e3 * wm)]
-    for label, region in phantom.nuclei.items():
-        rows.append((NAMES[label], 1e3 * float(phantom.chi[region].mean()),
-                     1e3 * float(chi[region & mask].mean())))
-    lesions = []
-    for i, (region, dchi) in enumerate(zip(phantom.lesions, phantom.lesion_chi, strict=True)):
-        estimate = 1e3 * (float(chi[region & mask].mean()) - wm)
-        lesions.append((f'lesion {i + 1} (vs WM, {int(region.sum())} vox)', 1e3 * dchi,
-                        estimate))
-    x = [t for _, t, _ in rows[1:]] + [t - 30.0 for _, t, _ in lesions]
-    y = [e for _, _, e in rows[1:]] + [e + 1e3 * wm for _, _, e in lesions]
+    e = roi_errors(result.chi_ppm, phantom, mask=result.local_mask)
+    rows = [('white matter', float(e['wm_true']), float(e['wm_est']))]
+    rows += list(zip(NUCLEI, e['nuclei_true'], e['nuclei_est'], strict=True))
+    lesions = [(f'lesion {i + 1} (vs WM, {int(region.sum())} vox)', t, est)
+               for i, (region, t, est) in enumerate(zip(phantom.lesions, e['lesion_true'],
+                                                        e['lesion_est'], strict=True))]
+    x = np.r_[e['nuclei_true'], e['lesion_true'] + e['wm_true']]
+    y = np.r_[e['nuclei_est'], e['lesion_est'] + e['wm_est']]
     slope = np.polyfit(x, y, 1)[0]
-    median_lesion = float(np.median([abs(e - t) for _, t, e in lesions]))
-    brain = mask & (phantom.labels != CSF)
-    truth = phantom.chi - 0.0   # CSF = 0 already
-    nrmse = float(np.linalg.norm((chi - truth)[brain]) / np.linalg.norm(truth[brain]))
-    csf_mean = float(np.mean(chi[result.csf_mask], dtype=np.float64)) * 1e3
-    return rows + lesions, slope, median_lesion, nrmse, csf_mean
+    median_lesion = float(np.median(np.abs(e['lesion_est'] - e['lesion_true'])))
+    csf_mean = float(np.mean(result.chi_ppm[result.csf_mask], dtype=np.float64)) * 1e3
+    return rows + lesions, slope, median_lesion, e['nrmse'], csf_mean
 
 
 def main(argv=None):
@@ -59,17 +46,18 @@ def main(argv=None):
     te = 0.005 * np.arange(1, 6)
     phantom = head_phantom((args.voxel,) * 3, scale=args.scale, echo_times=te, snr=100.0)
     print(f'phantom {phantom.chi.shape} at {args.voxel} mm, scale {args.scale}')
-    options = {} if args.background_tol is None else {'tol': args.background_tol}
+    extra = {} if args.background_tol is None else {'background_tol': args.background_tol}
     for method in args.methods:
         background, inversion = method.split(':')
+        options = {'background': background, 'inversion': inversion, **extra}
         start = time.perf_counter()
         result = reconstruct_session(phantom.signal, te, field_strength=3.0,
-                                     affine=phantom.affine, background=background,
-                                     inversion=inversion, background_options=options)
+                                     affine=phantom.affine, options=options)
         elapsed = time.perf_counter() - start
         rows, slope, median_lesion, nrmse, csf_mean = evaluate(phantom, result)
-        print(f'\n{background} + {inversion} {options}: {elapsed:.1f} s, reference '
-              f'{result.reference}, background {result.parameters["background_info"]}')
+        decisions = result.metadata['Decisions']
+        print(f'\n{options}: {elapsed:.1f} s, reference {result.reference}, '
+              f'background {decisions["background_info"]}')
         print(f"{'ROI':<32}{'truth ppb':>10}{'chi ppb':>10}{'error':>8}")
         for name, truth, estimate in rows:
             print(f'{name:<32}{truth:>10.1f}{estimate:>10.1f}{estimate - truth:>8.1f}')

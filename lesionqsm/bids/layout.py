@@ -15,28 +15,36 @@ message); a dataset without session folders (``session_id=None``); several runs 
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from lesionqsm.bids_templates import ENTITY_ORDER
+
 from . import lesions as lesions_mod
-from .images import ImageError, load_image
+from .images import check_same_grid, image_header, load_image
+from .labels import is_label, natural_key, parse_bids_name, strip_prefix
 from .metadata import (
-    InputError,
     check_phase_range,
-    check_same_grid,
     echo_number,
     echo_time_s,
     field_strength_t,
-    image_grid,
     phase_units,
 )
-from .sessions import natural_key, order_sessions, session_acq_times, strip_prefix
+from .problems import (
+    KIND_LESION_TABLE,
+    KIND_SUBJECT,
+    InputError,
+    Problem,
+    note,
+)
+from .readers import read_sidecar, read_tsv
+from .sessions import order_sessions, session_acq_times
 
-__all__ = ['InputError', 'MEGREData', 'SessionData', 'SubjectData', 'collect_participants',
-           'collect_subject']
+__all__ = ['InputError', 'MEGREData', 'Problem', 'SessionData', 'SubjectData',
+           'collect_participants', 'collect_subject']
 
 NIFTI_EXTENSIONS = ['.nii', '.nii.gz']
 #: Relative difference above which two echoes' B0 values disagree.
@@ -58,8 +66,8 @@ class MEGREData:
     field_strength : float
         B0 in T.
     phase_units : {'rad', 'arbitrary'} or None
-        None without phase. ``'arbitrary'`` is rescaled to [-π, π) by
-        :func:`lesionqsm.bids.metadata.phase_to_radians`.
+        None without phase. ``'arbitrary'`` is rescaled to [-π, π) by the echo-gathering
+        step.
     has_phase : bool
     single_echo : bool
         True for a single-echo GRE (``part-*_T1w`` or a one-echo MEGRE).
@@ -96,9 +104,9 @@ class MEGREData:
 class SessionData:
     """One visit: its date, its images and what was found wrong with them.
 
-    ``errors`` are fatal for this visit's QSM (``megre`` is then None); they are only filled
-    when :func:`collect_subject` runs with ``strict=False`` (else they are raised).
-    ``problems`` are non-fatal notes (for instance ``'no phase data'``).
+    ``errors`` (:class:`Problem`, kind ``visit``) are fatal for this visit's QSM (``megre`` is
+    then None); they are only filled when :func:`collect_subject` runs with ``strict=False``
+    (else they are raised). ``problems`` are notes (for instance no phase data).
     """
 
     session_id: str | None
@@ -123,6 +131,8 @@ class SubjectData:
 
     ``lesions`` is None for a QSM-only run (no annotations) and when ``lesion_errors`` is not
     empty (annotations present but unusable: the lesion table is then not produced, the QSM is).
+    ``problems`` holds the subject's notes and per-lesion findings (:class:`Problem`, each
+    with its subject and session); ``lesion_errors`` the ``lesion-table`` problems.
     """
 
     subject: str
@@ -131,6 +141,12 @@ class SubjectData:
     problems: list = field(default_factory=list)
     lesion_errors: list = field(default_factory=list)
     lesions_tsv: str | None = None
+
+    @property
+    def all_problems(self):
+        """Every finding: notes, lesion problems, lesion errors and visit errors."""
+        return (list(self.problems) + list(self.lesion_errors)
+                + [e for s in self.sessions for e in s.errors])
 
     @property
     def baseline(self):
@@ -149,9 +165,13 @@ class SubjectData:
 def _check_bids_dir(bids_dir):
     bids_dir = Path(bids_dir)
     if not bids_dir.is_dir():
-        raise InputError(f'{bids_dir}: BIDS directory not found')
-    if not (bids_dir / 'dataset_description.json').is_file():
-        raise InputError(f'{bids_dir}: not a BIDS dataset (no dataset_description.json)')
+        raise InputError(f'{bids_dir}: BIDS directory not found', kind=KIND_SUBJECT,
+                         file=bids_dir)
+    description = bids_dir / 'dataset_description.json'
+    if not description.is_file():
+        raise InputError(f'{bids_dir}: not a BIDS dataset (no dataset_description.json)',
+                         kind=KIND_SUBJECT, file=description)
+    read_sidecar(description, kind=KIND_SUBJECT)
     return bids_dir
 
 
@@ -168,28 +188,38 @@ def collect_participants(bids_dir, participant_label=None):
     Returns
     -------
     list of str
-        Labels without ``sub-``, in natural order.
+        Labels without ``sub-``, in natural order. Folders whose label is not a BIDS label
+        (letters and digits) are listed too: :func:`collect_subject` refuses them, so that
+        they are reported as failed subjects rather than silently left out.
 
     Raises
     ------
     InputError
-        ``bids_dir`` is not a BIDS dataset, it has no subject, or a requested label has no
-        ``sub-<label>`` folder (the message names the label).
+        ``bids_dir`` is not a BIDS dataset, it has no subject, a requested label is not a
+        BIDS label, or a requested label has no ``sub-<label>`` folder (the message names the
+        label).
     """
     bids_dir = _check_bids_dir(bids_dir)
     available = sorted((p.name[4:] for p in bids_dir.glob('sub-*') if p.is_dir()),
                        key=natural_key)
     if not available:
-        raise InputError(f'{bids_dir}: no sub-<label> folders')
+        raise InputError(f'{bids_dir}: no sub-<label> folders', kind=KIND_SUBJECT,
+                         file=bids_dir)
     if participant_label is None:
         return available
     if isinstance(participant_label, str):
         participant_label = [participant_label]
     requested = list(dict.fromkeys(strip_prefix(lab, 'sub-') for lab in participant_label))
+    invalid = [lab for lab in requested if not is_label(lab)]
+    if invalid:
+        raise InputError(f'--participant-label: {", ".join(map(repr, invalid))} is not a BIDS '
+                         'label (letters and digits only)', kind=KIND_SUBJECT,
+                         key='--participant-label', expected='[0-9a-zA-Z]+')
     missing = [lab for lab in requested if lab not in available]
     if missing:
         raise InputError(f'{bids_dir}: participant label(s) {", ".join(missing)} not found '
-                         f'(available: {", ".join(available)})')
+                         f'(available: {", ".join(available)})', kind=KIND_SUBJECT,
+                         file=bids_dir, key='--participant-label')
     return requested
 
 
@@ -201,32 +231,35 @@ def _subject_layout(bids_dir, subject):
     ignore = [re.compile(rf'^/sub-(?!{re.escape(subject)}(/|$))'),
               re.compile(r'^/(derivatives|code|sourcedata|stimuli)(/|$)'),
               re.compile(r'/\.')]
+    _check_sidecars(bids_dir, subject)
     try:
         return bids.BIDSLayout(str(bids_dir), validate=False,
                                indexer=BIDSLayoutIndexer(ignore=ignore))
-    except Exception as exc:  # pybids raises OSError naming a malformed JSON, among others
-        bad = _find_bad_json(bids_dir, subject)
-        if bad is not None:
-            raise InputError(bad) from exc
+    except Exception as exc:  # pybids raises several types (its messages are unclear)
         raise InputError(f'{bids_dir} (sub-{subject}): the dataset could not be indexed: '
-                         f'{exc}') from exc
+                         f'{exc}', kind=KIND_SUBJECT, file=bids_dir) from exc
 
 
-def _find_bad_json(bids_dir, subject):
-    """Message naming the first sidecar that is not a JSON object (None if all are)."""
-    import json
+def _check_sidecars(bids_dir, subject):
+    """Read every JSON sidecar pybids will read for this subject, with size and depth limits.
 
+    Raises
+    ------
+    InputError
+        With one problem per bad sidecar (kind ``subject``: pybids cannot index the subject
+        while one of them is unreadable, and inherited metadata may concern every visit).
+    """
     candidates = sorted(Path(bids_dir).glob('*.json'))
-    candidates += sorted((Path(bids_dir) / f'sub-{subject}').rglob('*.json'))
+    candidates += sorted(p for p in (Path(bids_dir) / f'sub-{subject}').rglob('*.json')
+                         if not any(part.startswith('.') for part in p.parts[-4:]))
+    problems = []
     for path in candidates:
         try:
-            payload = json.loads(path.read_text(encoding='utf-8'))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return f'{path}: not valid JSON ({exc})'
-        if not isinstance(payload, dict):
-            return f'{path}: a JSON sidecar must hold an object ({{...}}), not a ' \
-                   f'{type(payload).__name__}'
-    return None
+            read_sidecar(path, kind=KIND_SUBJECT)
+        except InputError as exc:
+            problems.append(exc.problem)
+    if problems:
+        raise InputError.from_problems(problems)
 
 
 def _pick_last_run(files, what, problems):
@@ -239,8 +272,9 @@ def _pick_last_run(files, what, problems):
     keys = sorted(groups, key=lambda k: [natural_key(v) for v in k])
     if len(keys) > 1:
         chosen = keys[-1]
-        problems.append(f'several {what} acquisitions ({len(keys)}); using '
-                        f'{Path(groups[chosen][0].path).name} and its echoes')
+        problems.append(note(f'several {what} acquisitions ({len(keys)}); using '
+                             f'{Path(groups[chosen][0].path).name} and its echoes',
+                             file=groups[chosen][0].path, key='run'))
     return groups[keys[-1]] if keys else []
 
 
@@ -248,7 +282,24 @@ def _metadata(layout, path):
     try:
         return layout.get_metadata(path)
     except Exception as exc:  # pybids wraps JSON errors in several types
-        raise InputError(f'{path}: its JSON sidecar could not be read ({exc})') from exc
+        raise InputError(f'{path}: its JSON sidecar could not be read ({exc})',
+                         file=path) from exc
+
+
+def _check_output_entities(path):
+    """Entities of a source file that name our outputs must be BIDS labels.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the entity.
+    """
+    entities, _, _ = parse_bids_name(path)
+    for key, value in entities.items():
+        if key in ENTITY_ORDER and not is_label(value):
+            raise InputError(f'{path}: entity {key}-{value!r} is not a BIDS label (letters '
+                             'and digits only); it would name the outputs', file=path, key=key,
+                             expected='[0-9a-zA-Z]+')
 
 
 def _by_echo(files, kind):
@@ -259,12 +310,13 @@ def _by_echo(files, kind):
         if label is None:
             if len(files) > 1:
                 raise InputError(f'{f.path}: {len(files)} {kind} files but this one has no '
-                                 'echo-<index> entity')
+                                 'echo-<index> entity', file=f.path, key='echo')
             number = 1
         else:
             number = echo_number(label, path=f.path)
         if number in by_echo:
-            raise InputError(f'{by_echo[number]} and {f.path} are both {kind} echo {number}')
+            raise InputError(f'{by_echo[number]} and {f.path} are both {kind} echo {number}',
+                             file=f.path, key='echo', expected='one file per echo')
         by_echo[number] = f.path
     return dict(sorted(by_echo.items()))
 
@@ -285,11 +337,13 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
     for f in megre:
         parts.setdefault(f.entities.get('part') or 'mag', []).append(f)
     for other in sorted(set(parts) - {'mag', 'phase'}):
-        problems.append(f'part-{other} GRE images are not used (only magnitude and phase are): '
-                        f'{Path(parts[other][0].path).name}')
+        problems.append(note(f'part-{other} GRE images are not used (only magnitude and phase '
+                             f'are): {Path(parts[other][0].path).name}',
+                             file=parts[other][0].path))
     if 'mag' not in parts:
         raise InputError(f'{parts["phase"][0].path}: GRE phase without magnitude images (the '
-                         'fit and the registration need the magnitude)')
+                         'fit and the registration need the magnitude)',
+                         file=parts['phase'][0].path, key='part', expected='part-mag images')
     mags = _by_echo(parts['mag'], 'magnitude')
     phases = _by_echo(parts.get('phase', []), 'phase')
     if phases and set(phases) != set(mags):
@@ -297,14 +351,18 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
         lacking_mag = sorted(set(phases) - set(mags))
         if lacking_phase:
             raise InputError(f'{mags[lacking_phase[0]]}: magnitude echo {lacking_phase[0]} has '
-                             'no phase image')
+                             'no phase image', file=mags[lacking_phase[0]], key='part',
+                             expected='a phase image for every magnitude echo')
         raise InputError(f'{phases[lacking_mag[0]]}: phase echo {lacking_mag[0]} has no '
-                         'magnitude image')
+                         'magnitude image', file=phases[lacking_mag[0]], key='part',
+                         expected='a magnitude image for every phase echo')
     mag_files, phase_files = list(mags.values()), list(phases.values())
+    _check_output_entities(mag_files[0])
 
     if len(mag_files) < 2 and not allow_single_echo:
         raise InputError(f'{mag_files[0]}: only 1 echo; the multi-echo fit needs at least 2 '
-                         'echoes (a single-echo GRE is accepted only with allow_single_echo)')
+                         'echoes (a single-echo GRE is accepted only with allow_single_echo)',
+                         file=mag_files[0], key='echo', expected='at least 2 echoes')
 
     echo_times, b0s = [], []
     meta0 = None
@@ -317,64 +375,69 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
             te_phase = echo_time_s(_metadata(layout, phase), path=phase)
             if abs(te_phase - te) > ECHO_TIME_ATOL_S:
                 raise InputError(f'{mag} and {phase}: EchoTime differs between magnitude and '
-                                 f'phase ({te:g} s vs {te_phase:g} s)')
+                                 f'phase ({te:g} s vs {te_phase:g} s)', file=phase,
+                                 key='EchoTime', expected=f'{te:g} s, as the magnitude')
         if echo_times and te <= echo_times[-1]:
             raise InputError(f'{mag}: EchoTime {te:g} s of echo {number} is not larger than '
                              f'the previous echo\'s {echo_times[-1]:g} s (echo numbers and '
-                             'EchoTime disagree, or two echoes share an echo time)')
+                             'EchoTime disagree, or two echoes share an echo time)', file=mag,
+                             key='EchoTime', expected='echo times increasing with echo number')
         echo_times.append(te)
         b0s.append((field_strength_t(meta, path=mag, override=field_strength_override), mag))
     (b0, source), _ = b0s[0]
     for (other, _), path in b0s[1:]:
         if abs(other - b0) > FIELD_STRENGTH_RTOL * b0:
             raise InputError(f'{mag_files[0]} and {path}: field strength differs between echoes '
-                             f'({b0:g} T vs {other:g} T)')
+                             f'({b0:g} T vs {other:g} T)', file=path,
+                             key='MagneticFieldStrength', expected=f'{b0:g} T, as echo 1')
+    first = mag_files[0]
     if source == 'ImagingFrequency':
-        problems.append(f'{mag_files[0]}: MagneticFieldStrength missing; B0 = {b0:.4f} T from '
-                        'ImagingFrequency')
+        problems.append(note(f'{first}: MagneticFieldStrength missing; B0 = {b0:.4f} T from '
+                             'ImagingFrequency', file=first, key='MagneticFieldStrength'))
     elif source == 'override':
-        problems.append(f'{mag_files[0]}: no field strength in the metadata; using the '
-                        f'override {b0:g} T')
+        problems.append(note(f'{first}: no field strength in the metadata; using the override '
+                             f'{b0:g} T', file=first, key='MagneticFieldStrength'))
     elif field_strength_override is not None and abs(field_strength_override - b0) > 0.01 * b0:
-        problems.append(f'{mag_files[0]}: MagneticFieldStrength {b0:g} T is used; the override '
-                        f'{field_strength_override:g} T only applies to data without one')
+        problems.append(note(f'{first}: MagneticFieldStrength {b0:g} T is used; the override '
+                             f'{field_strength_override:g} T only applies to data without one',
+                             file=first, key='MagneticFieldStrength'))
 
     units = None
     if phase_files:
         declared = {phase_units(_metadata(layout, p), path=p) for p in phase_files}
         if len(declared) > 1:
             raise InputError(f'{phase_files[0]}: phase Units differ between echoes '
-                             f'({", ".join(sorted(str(u) for u in declared))})')
+                             f'({", ".join(sorted(str(u) for u in declared))})',
+                             file=phase_files[0], key='Units',
+                             expected='the same Units for every echo')
         units = declared.pop()
 
-    grids = {path: image_grid(path) for path in mag_files + phase_files}
-    first = mag_files[0]
+    headers = {path: image_header(path) for path in mag_files + phase_files}
     for path in mag_files[1:]:
-        check_same_grid(first, grids[first], path, grids[path],
+        check_same_grid(headers[first], first, headers[path], path,
                         what='(two echoes of one GRE) are')
     for number, phase in phases.items():
-        check_same_grid(mags[number], grids[mags[number]], phase, grids[phase],
+        check_same_grid(headers[mags[number]], mags[number], headers[phase], phase,
                         what='(magnitude and phase of one echo) are')
 
     if check_data:
         for path in mag_files + phase_files:
-            try:
-                data = np.asanyarray(load_image(path, finite=False).dataobj)
-            except ImageError as exc:
-                raise InputError(str(exc)) from exc
+            data = np.asanyarray(load_image(path, finite=False).dataobj)
             if not np.any(data):
-                raise InputError(f'{path}: every voxel is zero')
+                raise InputError(f'{path}: every voxel is zero', file=path,
+                                 expected='a non-empty image')
             if path in phase_files:
-                units, note = check_phase_range(data, units, path=path)
-                if note and note not in problems:
-                    problems.append(note)
+                units, inferred = check_phase_range(data, units, path=path)
+                if inferred and inferred not in [str(p) for p in problems]:
+                    problems.append(note(inferred, file=path, key='Units'))
     elif phase_files and units is None:
         raise InputError(f'{phase_files[0]}: phase Units missing from the JSON sidecar '
-                         '("rad" or "arbitrary")')
+                         '("rad" or "arbitrary")', file=phase_files[0], key='Units',
+                         expected='"rad" or "arbitrary"')
 
     if not phase_files:
-        problems.append(f'no phase data ({Path(first).name} has magnitude only): no QSM for '
-                        'this visit')
+        problems.append(note(f'no phase data ({Path(first).name} has magnitude only): no QSM '
+                             'for this visit', file=first, key='part'))
     return MEGREData(mag_files=[str(p) for p in mag_files],
                      phase_files=[str(p) for p in phase_files], echo_times=echo_times,
                      field_strength=b0, phase_units=units, has_phase=bool(phase_files),
@@ -392,9 +455,9 @@ def _pick_anat(files, suffix, problems, *, ce):
     chosen = _pick_last_run(chosen, suffix + (' (contrast-enhanced)' if ce else ''), problems)
     path = chosen[0].path
     try:
-        image_grid(path)
+        image_header(path)
     except InputError as exc:
-        problems.append(f'{exc}; not used')
+        problems.append(note(f'{exc}; not used', file=path))
         return None
     return str(path)
 
@@ -444,9 +507,17 @@ def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
     bids_dir = _check_bids_dir(bids_dir)
     subject = strip_prefix(subject, 'sub-')
     subject_dir = bids_dir / f'sub-{subject}'
+    if not is_label(subject):
+        raise InputError(f'{subject_dir}: subject label {subject!r} is not a BIDS label '
+                         '(letters and digits only); rename the folder', kind=KIND_SUBJECT,
+                         file=subject_dir, key='sub', expected='[0-9a-zA-Z]+', subject=subject)
     if not subject_dir.is_dir():
-        raise InputError(f'{subject_dir}: participant {subject} not found in {bids_dir}')
-    layout = layout or _subject_layout(bids_dir, subject)
+        raise InputError(f'{subject_dir}: participant {subject} not found in {bids_dir}',
+                         kind=KIND_SUBJECT, file=subject_dir, subject=subject)
+    try:
+        layout = layout or _subject_layout(bids_dir, subject)
+    except InputError as exc:
+        raise _for_subject(exc, subject) from None
     files = layout.get(subject=subject, extension=NIFTI_EXTENSIONS)
 
     session_ids = sorted({f.entities.get('session') for f in files}
@@ -461,43 +532,67 @@ def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
         unknown = [s for s in wanted if s not in session_ids]
         if unknown:
             raise InputError(f'{subject_dir}: session label(s) {", ".join(unknown)} not found '
-                             f'(available: {", ".join(str(s) for s in session_ids)})')
+                             f'(available: {", ".join(str(s) for s in session_ids)})',
+                             kind=KIND_SUBJECT, file=subject_dir, key='--session-label',
+                             subject=subject)
+    all_session_ids = list(session_ids)
+    if session_label is not None:
         session_ids = [s for s in session_ids if s in wanted]
 
     acq_times, problems = session_acq_times(subject_dir, session_ids)
-    ordered, order_problems = order_sessions(acq_times,
-                                             source=f'sub-{subject}_sessions.tsv')
-    problems += order_problems
+    sessions_tsv = subject_dir / f'sub-{subject}_sessions.tsv'
+    ordered, order_problems = order_sessions(acq_times, source=str(sessions_tsv))
+    problems = [p.located(subject=subject) for p in problems + order_problems]
 
     sessions = []
     for ses in ordered:
         ses_files = [f for f in files if f.entities.get('session') == ses]
         data = SessionData(session_id=ses, acq_time=acq_times[ses])
         try:
+            if ses is not None and not is_label(ses):
+                raise InputError(f'{subject_dir / f"ses-{ses}"}: session label {ses!r} is not a '
+                                 'BIDS label (letters and digits only); rename the folder',
+                                 file=subject_dir / f'ses-{ses}', key='ses',
+                                 expected='[0-9a-zA-Z]+')
             data.megre = _gather_gre(layout, ses_files,
                                      field_strength_override=field_strength_override,
                                      allow_single_echo=allow_single_echo, check_data=check_data,
                                      problems=data.problems)
         except InputError as exc:
             if strict:
-                raise
-            data.errors.append(str(exc))
+                raise _for_subject(exc, subject, ses) from None
+            data.errors.extend(p.located(subject=subject, session=ses) for p in exc.problems)
         if data.megre is None and not data.errors:
-            data.problems.append('no GRE (MEGRE) images: no QSM for this visit')
+            data.problems.append(note('no GRE (MEGRE) images: no QSM for this visit',
+                                      file=subject_dir if ses is None
+                                      else subject_dir / f'ses-{ses}'))
         data.flair = _pick_anat(ses_files, 'FLAIR', data.problems, ce=False)
         data.t1w = _pick_anat(ses_files, 'T1w', data.problems, ce=False)
         data.t1w_gd = _pick_anat(ses_files, 'T1w', data.problems, ce=True)
         label = f'ses-{ses}' if ses is not None else f'sub-{subject}'
-        problems += [f'{label}: {p}' for p in data.problems]
+        data.problems = [replace(p, message=f'{label}: {p.message}', subject=subject,
+                                 session=ses) for p in data.problems]
+        problems += data.problems
         sessions.append(data)
 
     result = SubjectData(subject=subject, sessions=sessions, problems=problems)
-    _collect_lesions(result, bids_dir, lesions_dir)
+    _collect_lesions(result, bids_dir, lesions_dir, all_session_ids)
     return result
 
 
-def _collect_lesions(result, bids_dir, lesions_dir):
-    """Fill ``lesions``, ``lesion_errors`` and each visit's ``lesion_dseg``."""
+def _for_subject(error, subject, session=None):
+    """``error`` with every problem located in ``subject`` (and ``session``)."""
+    located = InputError.from_problems(p.located(subject=subject, session=session)
+                                       for p in error.problems)
+    return located
+
+
+def _collect_lesions(result, bids_dir, lesions_dir, all_session_ids):
+    """Fill ``lesions``, ``lesion_errors`` and each visit's ``lesion_dseg``.
+
+    ``KIND_LESION_TABLE`` problems already in ``result.problems`` (from the sessions table)
+    move to ``lesion_errors``.
+    """
     if lesions_dir is None:
         default = bids_dir / 'derivatives' / 'lesions'
         if not default.is_dir():
@@ -505,40 +600,85 @@ def _collect_lesions(result, bids_dir, lesions_dir):
         lesions_dir = default
     lesions_dir = Path(lesions_dir)
     subject = result.subject
+    errors = result.lesion_errors
+
+    def error(message, file, **fields):
+        errors.append(Problem(kind=KIND_LESION_TABLE, message=message, file=str(file),
+                              subject=subject, **fields))
+
+    errors += [p for p in result.problems if p.kind == KIND_LESION_TABLE]
+    result.problems = [p for p in result.problems if p.kind != KIND_LESION_TABLE]
     tsv = lesions_mod.lesions_tsv_path(lesions_dir, subject)
     maps = lesions_mod.find_lesion_maps(lesions_dir, subject)
     if not tsv.exists():
         if maps:
-            result.lesion_errors.append(f'{tsv}: not found, but {lesions_dir} has lesion label '
-                                        f'maps for sub-{subject}')
+            error(f'{tsv}: not found, but {lesions_dir} has lesion label maps for sub-{subject}',
+                  tsv, expected='a lesions.tsv beside the label maps')
         return
     result.lesions_tsv = str(tsv)
-    errors = result.lesion_errors
     try:
         table = lesions_mod.read_lesions_tsv(tsv)
     except InputError as exc:
-        errors.append(str(exc))
+        errors.extend(p.located(subject=subject) for p in exc.problems)
         return
     session_ids = [s.session_id for s in result.sessions]
     session_maps = {}
     for ses, paths in maps.items():
         if len(paths) > 1:
-            errors.append(f'{paths[0]} and {paths[1]}: several lesion label maps for ses-{ses}')
+            error(f'{paths[0]} and {paths[1]}: several lesion label maps for ses-{ses}',
+                  paths[1], session=ses, expected='one label map per visit')
         else:
             session_maps[ses] = paths[0]
     flairs = {s.session_id: s.flair for s in result.sessions}
     table, lesion_problems, map_errors = lesions_mod.check_lesions(
         table, tsv_path=tsv, session_maps=session_maps, session_flairs=flairs,
-        session_ids=session_ids)
-    errors += map_errors
-    result.problems += lesion_problems
+        session_ids=session_ids, all_session_ids=all_session_ids)
+    errors += [p.located(subject=subject) for p in map_errors]
+    result.problems += [p.located(subject=subject) for p in lesion_problems]
     undated = [f'ses-{s.session_id}' for s in result.sessions if s.acq_time is None]
     if undated and len(table):
-        errors.append(f'{tsv}: lesion ages need the acq_time of every visit; missing for '
-                      f'{", ".join(undated)}')
+        error(f'{tsv}: lesion ages need the acq_time of every visit; missing for '
+              f'{", ".join(undated)}', tsv, key='acq_time',
+              expected='an acq_time for every visit in sessions.tsv')
     if errors:
         return
     for ses in result.sessions:
         if ses.session_id in session_maps:
             ses.lesion_dseg = str(session_maps[ses.session_id])
     result.lesions = table
+
+
+def check_participants_table(bids_dir):
+    """Problems of ``participants.tsv`` (notes: the participant level does not need it).
+
+    Checked: readable, not ragged, a ``participant_id`` column, each id a ``sub-<label>``
+    listed once. The group level reads the covariates and refuses what it cannot use.
+
+    Returns
+    -------
+    list of Problem
+        Notes naming the file, the line and the id; empty without a ``participants.tsv``.
+    """
+    path = Path(bids_dir) / 'participants.tsv'
+    if not path.is_file():
+        return []
+    try:
+        table = read_tsv(path, kind=KIND_SUBJECT)
+    except InputError as exc:
+        return [note(exc.problem.message, file=path)]
+    if 'participant_id' not in table.columns:
+        return [note(f'{path}: no participant_id column', file=path, key='participant_id')]
+    problems, seen = [], {}
+    for line, value in enumerate(table['participant_id'], start=2):
+        label = strip_prefix(value, 'sub-')
+        if not value.strip().startswith('sub-') or not is_label(label):
+            problems.append(note(f'{path}: line {line}: participant_id {value[:40]!r} is not '
+                                 'sub-<label> (letters and digits)', file=path,
+                                 key='participant_id'))
+        elif label in seen:
+            problems.append(note(f'{path}: line {line}: participant_id {value} is listed again '
+                                 f'(first on line {seen[label]})', file=path,
+                                 key='participant_id', subject=label))
+        else:
+            seen[label] = line
+    return problems

@@ -13,9 +13,10 @@ import numpy as np
 
 from lesionqsm.qsm.constants import GAMMA_HZ
 
+from .problems import InputError
 
-class InputError(ValueError):
-    """An input file is missing, inconsistent or unusable; the message names the file."""
+__all__ = ['InputError', 'check_phase_range', 'echo_number', 'echo_time_s', 'field_strength_t',
+           'phase_units']
 
 
 #: Accepted range of B0, in tesla: anything outside is a unit or typing mistake.
@@ -48,7 +49,7 @@ def echo_number(label, *, path=None):
     text = str(label).strip()
     if not re.fullmatch(r'[0-9]+', text) or int(text) < 1:
         raise InputError(f'{path or "echo entity"}: echo label {label!r} is not a positive '
-                         'integer')
+                         'integer', file=path, key='echo', expected='a positive integer')
     return int(text)
 
 
@@ -73,20 +74,44 @@ def echo_time_s(meta, *, path):
         ``EchoTime`` is missing, not a positive number, or larger than 0.5 s (milliseconds
         written where BIDS requires seconds).
     """
+    expected = f'a number of seconds in (0, {MAX_ECHO_TIME_S}]'
+
+    def fail(message):
+        return InputError(f'{path}: {message}', file=path, key='EchoTime', expected=expected)
+
     if 'EchoTime' not in meta:
-        raise InputError(f'{path}: EchoTime is missing from its JSON sidecar (and from any '
-                         'inherited top-level JSON); it is needed, in seconds, for every echo')
+        raise fail('EchoTime is missing from its JSON sidecar (and from any inherited top-level '
+                   'JSON); it is needed, in seconds, for every echo')
     value = meta['EchoTime']
-    try:
-        te = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f'{path}: EchoTime {value!r} is not a number (seconds)') from None
+    te = _number(value)
+    if te is None:
+        raise fail(f'EchoTime {_show(value)} is not a number (seconds)')
     if not math.isfinite(te) or te <= 0:
-        raise InputError(f'{path}: EchoTime {value!r} must be a positive number of seconds')
+        raise fail(f'EchoTime {_show(value)} must be a positive number of seconds')
     if te > MAX_ECHO_TIME_S:
-        raise InputError(f'{path}: EchoTime {te:g} is larger than {MAX_ECHO_TIME_S} s; BIDS '
-                         'requires seconds (it looks like milliseconds)')
+        raise fail(f'EchoTime {te:g} is larger than {MAX_ECHO_TIME_S} s; BIDS requires seconds '
+                   '(it looks like milliseconds)')
     return te
+
+
+def _number(value):
+    """``value`` as a float if it is a JSON number (or numeric text), else None.
+
+    Booleans, lists, objects and null are not numbers, even where Python would convert them.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _show(value, limit=60):
+    """A value for a message, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
 
 
 def field_strength_t(meta, *, path, override=None):
@@ -120,12 +145,15 @@ def field_strength_t(meta, *, path, override=None):
     ``ImagingFrequency`` is in MHz (DICOM tag 0018,0084); B0 = f / 42.577478 MHz/T. A value
     given in metadata wins over the override: the override is for data without one.
     """
+    low, high = FIELD_STRENGTH_RANGE_T
+    expected = f'a number of tesla in {low}-{high}'
     for key in ('MagneticFieldStrength', 'ImagingFrequency'):
-        if key in meta and meta[key] not in (None, '', 'n/a'):
-            try:
-                value = float(meta[key])
-            except (TypeError, ValueError):
-                raise InputError(f'{path}: {key} {meta[key]!r} is not a number') from None
+        if key in meta and not (isinstance(meta[key], str) and meta[key] in ('', 'n/a')) \
+                and meta[key] is not None:
+            value = _number(meta[key])
+            if value is None:
+                raise InputError(f'{path}: {key} {_show(meta[key])} is not a number', file=path,
+                                 key=key, expected=expected)
             b0 = value if key == 'MagneticFieldStrength' else value / (GAMMA_HZ / 1e6)
             source = key
             break
@@ -133,12 +161,12 @@ def field_strength_t(meta, *, path, override=None):
         if override is None:
             raise InputError(f'{path}: neither MagneticFieldStrength nor ImagingFrequency is in '
                              'its JSON sidecar; give the field strength on the command line '
-                             '(--field-strength, in T)')
+                             '(--field-strength, in T)', file=path, key='MagneticFieldStrength',
+                             expected=expected)
         b0, source = float(override), 'override'
-    low, high = FIELD_STRENGTH_RANGE_T
     if not math.isfinite(b0) or not low <= b0 <= high:
         raise InputError(f'{path}: field strength {b0:g} T (from {source}) is outside '
-                         f'{low}-{high} T')
+                         f'{low}-{high} T', file=path, key=source, expected=expected)
     return b0, source
 
 
@@ -153,12 +181,13 @@ def phase_units(meta, *, path):
     units = meta.get('Units')
     if units is None:
         return None
-    normalised = str(units).strip().lower()
+    normalised = units.strip().lower() if isinstance(units, str) else None
     if normalised in ('rad', 'radian', 'radians'):
         return 'rad'
     if normalised == 'arbitrary':
         return 'arbitrary'
-    raise InputError(f'{path}: phase Units {units!r} is not "rad" or "arbitrary"')
+    raise InputError(f'{path}: phase Units {_show(units)} is not "rad" or "arbitrary"',
+                     file=path, key='Units', expected='"rad" or "arbitrary"')
 
 
 def check_phase_range(data, units, *, path):
@@ -191,13 +220,13 @@ def check_phase_range(data, units, *, path):
     wrapped phase and are accepted as they are (the complex fit only uses exp(iφ)). Anything
     wider means the sidecar is wrong (typically scanner integers labelled "rad"); guessing a
     scale would silently change every field map, so the run refuses and asks for
-    ``"Units": "arbitrary"``, which is rescaled by :func:`phase_to_radians`. Without a
+    ``"Units": "arbitrary"``, which the echo-gathering step rescales. Without a
     ``Units`` key, values inside [-π, 2π] are taken as radians, anything else as arbitrary,
     and the choice is reported.
     """
     finite = np.asarray(data)[np.isfinite(data)]
     if finite.size == 0:
-        raise InputError(f'{path}: the phase image has no finite values')
+        raise InputError(f'{path}: the phase image has no finite values', file=path)
     lo, hi = float(finite.min()), float(finite.max())
     slack = PHASE_RANGE_SLACK_RAD
     in_radians = lo >= -math.pi - slack and hi <= 2 * math.pi + slack and (
@@ -206,80 +235,14 @@ def check_phase_range(data, units, *, path):
         if not in_radians:
             raise InputError(f'{path}: phase declared in radians spans [{lo:.4g}, {hi:.4g}], '
                              'outside [-pi, pi] and [0, 2pi]; if it is in scanner units set '
-                             '"Units": "arbitrary" in its JSON sidecar (it is then rescaled)')
+                             '"Units": "arbitrary" in its JSON sidecar (it is then rescaled)',
+                             file=path, key='Units', expected='values in [-pi, pi] or [0, 2pi]')
         return 'rad', None
     if units == 'arbitrary':
         if hi - lo <= 0:
             raise InputError(f'{path}: phase in arbitrary units is constant ({lo:g}); it cannot '
-                             'be rescaled to radians')
+                             'be rescaled to radians', file=path)
         return 'arbitrary', None
     inferred = 'rad' if in_radians else 'arbitrary'
     return inferred, (f'{path}: phase Units missing from the sidecar; values span '
                       f'[{lo:.4g}, {hi:.4g}] so they are taken as {inferred}')
-
-
-def phase_to_radians(data, units, *, path):
-    """Phase in radians, wrapped to [-π, π).
-
-    Parameters
-    ----------
-    data : ndarray
-        Phase image values.
-    units : {'rad', 'arbitrary'}
-        ``'arbitrary'`` values are mapped linearly onto [-π, π): integer codes
-        min..max as ``n = max - min + 1`` equal steps (Siemens -4096..4095 gives
-        -π..π - 2π/8192 exactly), other values from [min, max] onto [-π, π].
-    path : str or Path
-        The phase file, named in the errors.
-
-    Returns
-    -------
-    float32 ndarray
-        Phase in rad, in [-π, π).
-
-    Raises
-    ------
-    InputError
-        As :func:`check_phase_range`.
-    """
-    units, _ = check_phase_range(data, units, path=path)
-    phase = np.asarray(data, dtype=np.float64)
-    if units == 'arbitrary':
-        finite = phase[np.isfinite(phase)]
-        lo, hi = finite.min(), finite.max()
-        # integer codes: n = max - min + 1 codes cover [-π, π) in steps of 2π/n
-        span = hi - lo + 1 if np.array_equal(finite, np.round(finite)) else hi - lo
-        phase = (phase - lo) / span * (2 * np.pi) - np.pi
-    wrapped = np.mod(phase + np.pi, 2 * np.pi) - np.pi
-    return wrapped.astype(np.float32)
-
-
-def image_grid(path):
-    """Shape (first 3 axes) and affine of a NIfTI from its header, without reading the data.
-
-    Raises
-    ------
-    InputError
-        The file cannot be opened as NIfTI.
-    """
-    import nibabel as nb
-
-    try:
-        img = nb.load(str(path))
-    except Exception as exc:  # nibabel raises many types for corrupt headers
-        raise InputError(f'{path}: not a readable NIfTI image ({exc})') from exc
-    return tuple(int(n) for n in img.shape[:3]), np.asarray(img.affine, dtype=float)
-
-
-def same_grid(grid_a, grid_b, *, atol=1e-3):
-    """True if two ``(shape, affine)`` grids match (affines to ``atol`` mm)."""
-    return grid_a[0] == grid_b[0] and np.allclose(grid_a[1], grid_b[1], atol=atol)
-
-
-def check_same_grid(path_a, grid_a, path_b, grid_b, *, what='are'):
-    """Raise :class:`InputError` naming both files unless their grids match."""
-    if not same_grid(grid_a, grid_b):
-        detail = (f'shapes {grid_a[0]} vs {grid_b[0]}' if grid_a[0] != grid_b[0]
-                  else 'same shape, different affines')
-        raise InputError(f'{path_a} and {path_b} {what} not on the same grid ({detail})')
-

@@ -17,28 +17,15 @@ Decisions (documented here once, applied everywhere):
 """
 
 import math
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-
-from .metadata import InputError
+from .labels import natural_key, strip_prefix
+from .problems import KIND_LESION_TABLE, InputError, Problem, note
+from .readers import read_tsv
 
 #: Values that BIDS uses for "no value".
 MISSING_VALUES = ('', 'n/a', 'na', 'nan', 'none')
-
-
-def natural_key(label):
-    """Sort key that orders ``'2'`` before ``'10'`` and keeps text labels stable."""
-    return [(0, int(part), '') if part.isdigit() else (1, 0, part)
-            for part in re.split(r'(\d+)', str(label)) if part != '']
-
-
-def strip_prefix(label, prefix):
-    """``'ses-01'`` -> ``'01'``; a label without the prefix is returned unchanged."""
-    label = str(label).strip()
-    return label[len(prefix):] if label.startswith(prefix) else label
 
 
 def parse_acq_time(value):
@@ -79,53 +66,19 @@ def parse_acq_time(value):
     return parsed
 
 
-def lesion_age_years(acq_time, detection_acq_time):
-    """Lesion age at a visit: days since the detection visit / 365.25.
-
-    Parameters
-    ----------
-    acq_time : datetime
-        Acquisition time of the visit.
-    detection_acq_time : datetime
-        Acquisition time of the visit where the lesion was first seen (enhancing).
-
-    Returns
-    -------
-    float
-        Age in years (negative for a visit before detection).
-
-    Raises
-    ------
-    ValueError
-        Either time is missing.
-    """
-    if acq_time is None or detection_acq_time is None:
-        raise ValueError('lesion age needs the acq_time of both the visit and the detection '
-                         'visit; one of them is missing')
-    days = (parse_acq_time(acq_time) - parse_acq_time(detection_acq_time)).total_seconds()
-    return days / 86400.0 / 365.25
-
-
-def read_tsv(path):
-    """Read a BIDS TSV as strings (``n/a`` kept as text), failing with the file's name."""
-    try:
-        return pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several types for malformed tables
-        raise InputError(f'{path}: not a readable TSV table ({exc})') from exc
-
-
 def _times_from_table(path, key_column, keys, problems, *, prefix):
     """acq_time per key from one TSV; unparsable values become problems."""
     try:
         table = read_tsv(path)
     except InputError as exc:
-        problems.append(f'{exc}; ignored')
+        problems.append(note(f'{exc}; ignored', file=path))
         return {}
     if key_column not in table.columns:
-        problems.append(f'{path}: no {key_column!r} column; ignored')
+        problems.append(note(f'{path}: no {key_column!r} column; ignored', file=path,
+                             key=key_column))
         return {}
     if 'acq_time' not in table.columns:
-        problems.append(f'{path}: no acq_time column')
+        problems.append(note(f'{path}: no acq_time column', file=path, key='acq_time'))
         return {}
     times = {}
     for row_number, row in enumerate(table.to_dict('records'), start=2):
@@ -135,7 +88,8 @@ def _times_from_table(path, key_column, keys, problems, *, prefix):
         try:
             parsed = parse_acq_time(row['acq_time'])
         except ValueError as exc:
-            problems.append(f'{path}: line {row_number} ({key}): {exc}; treated as missing')
+            problems.append(note(f'{path}: line {row_number} ({key}): {exc}; treated as missing',
+                                 file=path, key='acq_time'))
             continue
         if parsed is not None:
             times.setdefault(key, []).append(parsed)
@@ -163,8 +117,9 @@ def session_acq_times(subject_dir, session_ids):
     -------
     acq_times : dict
         ``{session_id: datetime or None}``.
-    problems : list of str
-        Non-fatal findings, each naming the file.
+    problems : list of Problem
+        Findings, each naming the file: notes, and a ``KIND_LESION_TABLE`` problem for a
+        session listed twice with different dates (lesion ages would be ambiguous).
     """
     subject_dir = Path(subject_dir)
     subject = subject_dir.name
@@ -175,9 +130,16 @@ def session_acq_times(subject_dir, session_ids):
         found = _times_from_table(sessions_tsv, 'session_id', set(session_ids), problems,
                                   prefix='ses-')
         for ses, times in found.items():
-            if len(times) > 1:
-                problems.append(f'{sessions_tsv}: ses-{ses} is listed {len(times)} times; '
-                                'the first acq_time is used')
+            if len(set(times)) > 1:
+                problems.append(Problem(
+                    kind=KIND_LESION_TABLE, file=str(sessions_tsv), key='session_id',
+                    session=ses, expected='one row per session',
+                    message=f'{sessions_tsv}: ses-{ses} is listed {len(times)} times with '
+                            'different acq_time values; lesion ages would be ambiguous'))
+            elif len(times) > 1:
+                problems.append(note(f'{sessions_tsv}: ses-{ses} is listed {len(times)} times '
+                                     '(same acq_time)', file=sessions_tsv, key='session_id',
+                                     session=ses))
             acq_times[ses] = times[0]
     for ses in session_ids:
         if acq_times[ses] is not None:
@@ -205,21 +167,22 @@ def order_sessions(acq_times, *, source='sessions.tsv'):
     -------
     ordered : list of str
         Session labels, first visit first.
-    problems : list of str
-        Non-fatal findings (undated visits, visits sharing an acq_time).
+    problems : list of Problem
+        Notes (undated visits, visits sharing an acq_time).
     """
     problems = []
     labels = sorted(acq_times, key=lambda s: natural_key(s or ''))
     undated = [s for s in labels if acq_times[s] is None]
     if undated and len(labels) > 1:
         names = ', '.join(f'ses-{s}' for s in undated)
-        problems.append(f'no usable acq_time for {names} (in {source} or scans.tsv): sessions '
-                        'are ordered by label and lesion ages cannot be computed')
+        problems.append(note(f'no usable acq_time for {names} (in {source} or scans.tsv): '
+                             'sessions are ordered by label and lesion ages cannot be computed',
+                             file=source, key='acq_time'))
         return labels, problems
     ordered = sorted(labels, key=lambda s: (acq_times[s] or datetime.min, natural_key(s or '')))
     for first, second in zip(ordered[:-1], ordered[1:], strict=True):
         if acq_times[first] is not None and acq_times[first] == acq_times[second]:
-            problems.append(f'ses-{first} and ses-{second} share acq_time '
-                            f'{acq_times[first].isoformat()}: ordered by label, lesion age '
-                            'between them is 0')
+            problems.append(note(f'ses-{first} and ses-{second} share acq_time '
+                                 f'{acq_times[first].isoformat()}: ordered by label, lesion age '
+                                 'between them is 0', file=source, key='acq_time'))
     return ordered, problems

@@ -1,5 +1,5 @@
-"""Writing the derivative dataset's fixed files (description, .bidsignore, README, sidecars,
-lesion table) from :mod:`lesionqsm.bids_templates`, each atomically (temporary name + rename).
+"""Writing the derivative dataset's fixed files (description, .bidsignore, README, sidecars)
+from :mod:`lesionqsm.bids_templates`, each atomically (temporary name + rename).
 """
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 from lesionqsm import __version__
 from lesionqsm import bids_templates as templates
 
-from .images import atomic_write_text
+from .images import atomic_write_text, check_inside
 
 README = """# lesionqsm derivatives
 
@@ -19,10 +19,14 @@ lesionqsm {version}. Files the BIDS validator has no rule for are listed in `.bi
 """
 
 
-def write_json(path, payload):
-    """Write ``payload`` as indented JSON, atomically; returns the path."""
+def write_json(path, payload, *, root=None):
+    """Write ``payload`` as indented JSON, atomically; returns the path.
+
+    ``root``: the output folder the write must stay inside (no symbolic link followed).
+    """
     return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False,
-                                              ensure_ascii=False, default=_json_default) + '\n')
+                                              ensure_ascii=False, default=_json_default) + '\n',
+                             root=root)
 
 
 def _json_default(value):
@@ -65,49 +69,15 @@ def write_dataset_description(output_dir, *, bids_dir=None, version=__version__,
     if overwrite or not path.exists():
         write_json(path, templates.dataset_description(
             version=version, bids_dir=bids_dir, output_dir=output_dir,
-            source_datasets=source_datasets))
+            source_datasets=source_datasets), root=output_dir)
     ignore = output_dir / '.bidsignore'
+    check_inside(output_dir, ignore)
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     missing = [p for p in templates.BIDSIGNORE if p not in lines]
     if missing:
-        atomic_write_text(ignore, '\n'.join(lines + missing) + '\n')
+        atomic_write_text(ignore, '\n'.join(lines + missing) + '\n', root=output_dir)
     readme = output_dir / 'README'
     if not readme.exists():
-        atomic_write_text(readme, README.format(version=version))
+        atomic_write_text(readme, README.format(version=version), root=output_dir)
     return path
 
-
-def write_lesion_table(table, output_dir, subject):
-    """Write ``sub-<label>/sub-<label>_lesions.tsv`` and its JSON data dictionary.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        One row per lesion and visit, with every column of
-        :data:`bids_templates.LESION_TABLE_COLUMNS` (extra columns are refused).
-    output_dir : str or Path
-        Derivatives dataset root.
-    subject : str
-        Participant label.
-
-    Returns
-    -------
-    tsv, json : pathlib.Path
-
-    Raises
-    ------
-    ValueError
-        Missing or unexpected columns (named).
-    """
-    expected = list(templates.LESION_TABLE_COLUMNS)
-    missing = [c for c in expected if c not in table.columns]
-    extra = [c for c in table.columns if c not in expected]
-    if missing or extra:
-        raise ValueError(f'lesion table of sub-{subject}: missing columns {missing}, '
-                         f'unexpected columns {extra}')
-    tsv = templates.lesion_table_path(output_dir, subject)
-    atomic_write_text(tsv, table[expected].to_csv(sep='\t', index=False, na_rep='n/a',
-                                                  lineterminator='\n'))
-    sidecar = tsv.with_suffix('.json')
-    write_json(sidecar, templates.lesion_table_dictionary())
-    return tsv, sidecar

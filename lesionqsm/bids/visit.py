@@ -4,6 +4,7 @@ import numpy as np
 
 from ..qsm.echoes import complex_echoes, phase_to_radians
 from .images import ImageError, check_same_grid, load_image
+from .labels import strip_prefix
 
 
 def read_echoes(mag_files, phase_files, phase_units='rad'):
@@ -78,8 +79,8 @@ def load_visit(bids_dir, subject, session=None, *, field_strength=None):
     """
     from .layout import collect_subject
 
-    subject = str(subject).removeprefix('sub-')
-    labels = None if session is None else [str(session).removeprefix('ses-')]
+    subject = strip_prefix(subject, 'sub-')
+    labels = None if session is None else [strip_prefix(session, 'ses-')]
     data = collect_subject(bids_dir, subject, session_label=labels,
                            field_strength_override=field_strength)
     visits = [s for s in data.sessions if s.megre is not None and s.megre.has_phase]

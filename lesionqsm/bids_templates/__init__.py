@@ -12,13 +12,13 @@ the custom ``space-baseline`` need ``SpatialReference`` (see :func:`spatial_refe
 need ``SkullStripped`` (in the templates).
 """
 
-import copy
 import json
 import os
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from lesionqsm.bids.labels import check_label, is_label, strip_prefix
 
 #: BIDS entity order in file names (BIDS specification, Appendix "Entity table"; ``from``,
 #: ``to`` and ``mode`` as in fMRIPrep's transforms).
@@ -29,7 +29,6 @@ BASELINE_SPACE = 'baseline'
 #: Patterns the validator must skip in our derivatives (files it has no rule for).
 BIDSIGNORE = ('*_xfm.mat', '*_xfm.json', 'sub-*/sub-*_lesions.tsv', 'sub-*/sub-*_lesions.json',
               'logs/', 'group/', 'figures/', '*.html', '*.log')
-_LABEL = re.compile(r'[a-zA-Z0-9]+')
 
 
 @dataclass(frozen=True)
@@ -67,22 +66,9 @@ OUTPUTS = {
                        description='ventricular CSF mask (chi reference), GRE grid'),
     'xfm_gre_to_baseline': Output('xfm', '.mat', from_='GRE', to=BASELINE_SPACE, mode='image',
                                   description='this visit\'s GRE magnitude -> baseline GRE'),
-    'xfm_flair_to_gre': Output('xfm', '.mat', from_='FLAIR', to='GRE', mode='image',
-                               description='FLAIR -> same-visit GRE magnitude'),
-    'xfm_t1w_to_gre': Output('xfm', '.mat', from_='T1w', to='GRE', mode='image',
-                             description='T1w -> same-visit GRE magnitude'),
-    'xfm_t1wgd_to_gre': Output('xfm', '.mat', from_='T1wGd', to='GRE', mode='image',
-                               description='gadolinium T1w -> same-visit GRE magnitude'),
     'lesion_table': Output('lesions', '.tsv', sidecar='lesions.json', level='subject',
                            description='per-lesion, per-visit statistics (the group input)'),
 }
-
-
-def _check_label(key, value):
-    text = str(value)
-    if not _LABEL.fullmatch(text):
-        raise ValueError(f'BIDS {key} label {text!r} must be letters and digits only')
-    return text
 
 
 def derivative_name(*, subject, session=None, suffix, extension, desc=None, space=None,
@@ -112,18 +98,19 @@ def derivative_name(*, subject, session=None, suffix, extension, desc=None, spac
         An unknown entity, a label with characters other than letters and digits, or an
         extension without its dot.
     """
-    values = dict(entities, sub=_strip(subject, 'sub-'), ses=_strip(session, 'ses-'), desc=desc,
+    values = dict(entities, sub=strip_prefix(subject, 'sub-'), ses=strip_prefix(session, 'ses-'),
+                  desc=desc,
                   space=space, to=to, mode=mode)
     values['from'] = from_
     unknown = sorted(set(values) - set(ENTITY_ORDER))
     if unknown:
         raise ValueError(f'unknown BIDS entity {", ".join(unknown)} (known: '
                          f'{", ".join(ENTITY_ORDER)})')
-    if not _LABEL.fullmatch(str(suffix)):
+    if not is_label(suffix):
         raise ValueError(f'BIDS suffix {suffix!r} must be letters and digits only')
     if not str(extension).startswith('.'):
         raise ValueError(f'extension {extension!r} must start with a dot')
-    parts = [f'{key}-{_check_label(key, values[key])}' for key in ENTITY_ORDER
+    parts = [f'{key}-{check_label(values[key], what=f"BIDS {key} label")}' for key in ENTITY_ORDER
              if values.get(key) is not None]
     return '_'.join(parts + [suffix]) + extension
 
@@ -147,9 +134,9 @@ def derivative_path(output_dir, *, subject, session=None, suffix, extension, dat
     """
     name = derivative_name(subject=subject, session=session, suffix=suffix, extension=extension,
                            desc=desc, space=space, from_=from_, to=to, mode=mode, **entities)
-    folder = Path(output_dir) / f'sub-{_strip(subject, "sub-")}'
+    folder = Path(output_dir) / f'sub-{strip_prefix(subject, "sub-")}'
     if session is not None:
-        folder = folder / f'ses-{_strip(session, "ses-")}'
+        folder = folder / f'ses-{strip_prefix(session, "ses-")}'
     if datatype is not None:
         folder = folder / datatype
     return folder / name
@@ -204,26 +191,6 @@ def lesion_table_dictionary():
     return load_template('lesions.json')
 
 
-def chimap_sidecar(parameters, *, reference_region='ventricular CSF', **extra):
-    """Sidecar of a χ map: the template, every algorithm parameter, the reference region.
-
-    Parameters
-    ----------
-    parameters : dict
-        Every parameter of the reconstruction (λ, background-removal method, ...), stored
-        under ``QSMParameters``.
-    reference_region : str, optional
-        Where χ = 0; ``'whole brain'`` when no CSF was found (the fallback).
-    **extra
-        Other keys (``EchoTime``, ``MagneticFieldStrength``, ``Sources``, ...).
-    """
-    meta = load_template('chimap.json')
-    meta['ReferenceRegion'] = reference_region
-    meta['QSMParameters'] = copy.deepcopy(dict(parameters))
-    meta.update(extra)
-    return meta
-
-
 def spatial_reference(subject, session):
     """``SpatialReference`` of ``space-baseline`` images: the baseline visit's own χ map.
 
@@ -262,9 +229,3 @@ def dataset_description(*, version, bids_dir=None, output_dir=None, source_datas
         desc['SourceDatasets'] = sources
     return desc
 
-
-def _strip(label, prefix):
-    if label is None:
-        return None
-    label = str(label)
-    return label[len(prefix):] if label.startswith(prefix) else label

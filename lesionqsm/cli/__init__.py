@@ -29,31 +29,23 @@ def main(argv=None):
         config = load_config(opts.config, phase_sign=opts.phase_sign)
     except ConfigError as exc:
         parser.error(str(exc))
-    if opts.analysis_level == 'group':  # the group options are checked before anything runs
-        from ..options import OptionError
-        from .group import group_options
+    # the group options are checked before anything runs, at either level
+    from ..options import OptionError
+    from .group import group_options
 
-        try:
-            opts.group_options = group_options(
-                config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
-                inference=opts.inference)
-        except OptionError as exc:
-            parser.error(f'{opts.config or "options"}: {exc}')
-    opts.output_dir = opts.output_dir.expanduser().absolute()
-    if opts.output_dir == opts.bids_dir:
-        parser.error('output_dir must differ from bids_dir')
     try:
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        probe = opts.output_dir / '.lesionqsm_write_test'
-        probe.write_text('')
-        probe.unlink()
-    except OSError as exc:
-        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
-              file=sys.stderr)
-        return 2
+        opts.group_options = group_options(
+            config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
+            inference=opts.inference)
+    except OptionError as exc:
+        parser.error(f'{opts.config or "options"}: {exc}')
+    opts.output_dir = opts.output_dir.expanduser().absolute()
     if opts.work_dir is None:
         opts.work_dir = opts.output_dir.parent / f'{opts.output_dir.name}_work'
     opts.work_dir = opts.work_dir.expanduser().absolute()
+    code = _check_write_locations(opts)
+    if code:
+        return code
 
     from .run import run_participant, setup_logging
 
@@ -74,6 +66,32 @@ def main(argv=None):
     except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
         LOGGER.error('%s', exc)
         return 2
+
+
+def _check_write_locations(opts):
+    """Refuse output/work folders that would write into an input dataset or through a link
+    out of the output folder; then check the output folder is writable. Nothing is written
+    before these checks pass. Returns 0, or 2 after printing the reason."""
+    from ..bids.locations import check_no_links_out, check_write_locations
+
+    try:
+        check_write_locations(opts.bids_dir, output_dir=opts.output_dir, work_dir=opts.work_dir,
+                              lesions_dir=getattr(opts, 'lesions_dir', None))
+        if opts.output_dir.is_dir():
+            check_no_links_out(opts.output_dir)
+    except (ValueError, OSError) as exc:
+        print(f'lesionqsm: error: {exc}', file=sys.stderr)
+        return 2
+    try:
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        probe = opts.output_dir / '.lesionqsm_write_test'
+        probe.write_text('')
+        probe.unlink()
+    except OSError as exc:
+        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def options_reference():
@@ -103,6 +121,7 @@ def validate_input(bids_dir):
         LOGGER.error('%s is not valid BIDS (%d errors); fix it or use --skip-bids-validation',
                      bids_dir, len(result.errors))
         return 2
+    LOGGER.info('BIDS validation passed: %s', bids_dir)
     return 0
 
 
@@ -121,4 +140,20 @@ def run_group(opts, config):
         return 1
     for kind, path in written.items():
         LOGGER.info('group %s: %s', kind, path)
+    write_group_reports(opts.output_dir)
     return 0
+
+
+def write_group_reports(output_dir):
+    """The group HTML report and the methods boilerplate; a failure here is a warning."""
+    from ..report import write_citation, write_group_report
+    from .progress import closing_lines
+
+    reports, citation = [], None
+    try:
+        reports.append(write_group_report(output_dir))
+        citation = write_citation(output_dir)['md']
+    except (OSError, ValueError) as exc:
+        LOGGER.warning('the group report could not be written: %s', exc)
+    for line in closing_lines(output_dir, level='group', reports=reports, citation=citation):
+        LOGGER.info('%s', line)

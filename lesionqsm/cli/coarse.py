@@ -132,15 +132,20 @@ def submit_per_subject(
 
 
 def _write_job_script(script, command, *, exit_file, cwd):
-    """A bash job script that runs ``command`` and records its exit code atomically."""
-    tmp = f'{exit_file}.tmp.$SLURM_JOB_ID'
+    """A bash job script that runs ``command`` and records its exit code atomically.
+
+    Every value that comes from the command line or the dataset (paths, labels, options) is
+    quoted with :func:`shlex.quote`: the shell sees it as one literal word, never as code.
+    Only ``$SLURM_JOB_ID`` and ``$code``, set by SLURM and the script, are expanded.
+    """
+    tmp = shlex.quote(f'{exit_file}.tmp.') + '"$SLURM_JOB_ID"'
     text = '\n'.join([
         '#!/bin/bash',
         '# Written by lesionqsm (per-subject SLURM mode).',
         f'cd {shlex.quote(str(cwd))} || exit 1',
-        shlex.join(command),
+        shlex.join(str(token) for token in command),
         'code=$?',
-        f'echo "$code" > "{tmp}" && mv -f "{tmp}" {shlex.quote(str(exit_file))}',
+        f'echo "$code" > {tmp} && mv -f {tmp} {shlex.quote(str(exit_file))}',
         'exit "$code"',
         '',
     ])  # fmt: skip
@@ -235,9 +240,17 @@ def run_per_subject(opts, argv):
     int
         0 when every subject's job exited 0, else 1.
     """
+    from ..bids.labels import is_label
     from ..bids.layout import collect_participants
 
     subjects = collect_participants(opts.bids_dir, opts.participant_label)
+    invalid = [s for s in subjects if not is_label(s)]
+    for subject in invalid:  # never submitted: the label would name files and jobs
+        LOGGER.error('%s: subject label %r is not a BIDS label (letters and digits only); '
+                     'rename the folder', Path(opts.bids_dir) / f'sub-{subject}', subject)
+    subjects = [s for s in subjects if is_label(s)]
+    if not subjects:
+        return 1
     nprocs = int(opts.nprocs)
     mem_gb = float(opts.mem_gb or DEFAULT_MEM_GB_PER_CPU * nprocs)
     sbatch_args = [
@@ -267,6 +280,7 @@ def run_per_subject(opts, argv):
             len(failed), len(codes),
             ', '.join(f'sub-{s} (exit {c})' for s, c in failed.items()), log_dir,
         )  # fmt: skip
+    if failed or invalid:
         return 1
     LOGGER.info('all %d subject job(s) finished', len(codes))
     return 0

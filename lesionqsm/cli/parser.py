@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from .resources import available_cpus, available_memory_gb, default_omp_nthreads
 
 
 class ConfigError(ValueError):
@@ -26,10 +27,9 @@ def _existing_file(value):
 
 
 def _label(prefix):
-    def strip(value):
-        return value[len(prefix):] if value.startswith(prefix) else value
+    from ..bids.labels import strip_prefix
 
-    return strip
+    return lambda value: strip_prefix(value, prefix)
 
 
 def _json_dict(value):
@@ -56,6 +56,19 @@ def _positive_float(value):
     return number
 
 
+class _Parser(argparse.ArgumentParser):
+    """Fills the defaults that depend on other options once the command line is parsed."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        opts, extra = super().parse_known_args(args, namespace)
+        if hasattr(opts, 'nprocs'):
+            if not hasattr(opts, 'omp_nthreads'):
+                opts.omp_nthreads = default_omp_nthreads(opts.nprocs)
+            if not hasattr(opts, 'mem_gb'):
+                opts.mem_gb = None  # MultiProc measures what is available when it starts
+        return opts, extra
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults in --help, except None ("not given": the value comes from elsewhere)."""
 
@@ -67,7 +80,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser():
     """Return the argument parser of the BIDS App."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='lesionqsm',
         description='QSM (MEDI+0) of multiple-sclerosis lesions followed over visits, and the '
                     'lesion-age growth-curve model. Also: `lesionqsm synth OUT` makes a '
@@ -122,11 +135,17 @@ def build_parser():
     execution = parser.add_argument_group('Execution')
     execution.add_argument('-w', '--work-dir', type=Path,
                            help='nipype working directory (cache; reuse it to resume)')
-    execution.add_argument('--nprocs', '--n-cpus', type=_positive_int, default=1,
-                           help='processes for MultiProc')
-    execution.add_argument('--omp-nthreads', type=_positive_int, default=1,
-                           help='threads per FFT-heavy node')
-    execution.add_argument('--mem-gb', type=_positive_float, help='memory budget in GB')
+    execution.add_argument('--nprocs', '--n-cpus', type=_positive_int, default=available_cpus(),
+                           help='CPUs for MultiProc (default: every CPU this process may '
+                                'use, %(default)s)')
+    execution.add_argument('--omp-nthreads', type=_positive_int, default=argparse.SUPPRESS,
+                           help='threads of the FFT-heavy nodes, background removal and MEDI '
+                                '(default: --nprocs, at most 8)')
+    memory = available_memory_gb()
+    execution.add_argument('--mem-gb', type=_positive_float, default=argparse.SUPPRESS,
+                           help='memory budget of MultiProc in GB (default: the memory '
+                                'available when the run starts'
+                                + (f', now {memory:.1f} GB)' if memory else ')'))
     execution.add_argument('--plugin', default='MultiProc',
                            choices=['Linear', 'MultiProc', 'SLURM', 'SLURMGraph'],
                            help='nipype execution plugin')

@@ -2,7 +2,9 @@
 
 The participant level runs one nipype workflow; where its nodes run is chosen here:
 
-* ``Linear`` / ``MultiProc``: on this machine.
+* ``Linear`` / ``MultiProc``: on this machine; MultiProc runs as
+  :class:`~lesionqsm.cli.eager.EagerMultiProcPlugin`, which skips cached nodes without waiting
+  for a poll (a rerun that changes nothing takes seconds).
 * ``SLURM``: one ``sbatch`` job per node, submitted when the node's inputs are ready; this
   process (the *driver*) stays alive and polls ``squeue``.
 * ``SLURMGraph``: the whole graph is submitted at once with ``--dependency=afterok`` chains;
@@ -39,6 +41,9 @@ from nipype.pipeline.plugins.slurm import SLURMPlugin
 from nipype.pipeline.plugins.slurmgraph import SLURMGraphPlugin
 from nipype.pipeline.plugins.tools import report_crash
 
+from .eager import EAGER_POLL_SECONDS  # also registers the EagerMultiProc plugin
+from .resources import available_memory_gb
+
 LOGGER = logging.getLogger('lesionqsm.slurm')
 
 PLUGINS = ('Linear', 'MultiProc', 'SLURM', 'SLURMGraph')
@@ -59,6 +64,12 @@ SLURM_JOB_FINISHED_TIMEOUT = 20.0
 GRAPH_SBATCH_ARGS = '--kill-on-invalid-dep=yes'
 #: Key of ``plugin_args`` carrying the nipype execution settings to the SLURM plugins.
 EXECUTION_KEY = 'lesionqsm_execution'
+#: nipype's own default ``poll_sleep_duration`` (s), kept for its plugins.
+NIPYPE_POLL_SECONDS = 2.0
+#: How nipype hashes a file input to decide whether a cached result is still valid:
+#: ``timestamp`` (size and modification time, a ``stat`` per file) or ``content`` (MD5 of
+#: every byte, read again for every node on every run). See :func:`configure_execution`.
+HASH_METHODS = ('timestamp', 'content')
 
 
 def ensure_logname():
@@ -83,6 +94,8 @@ def configure_execution(
     job_finished_timeout=None,
     stop_on_first_crash=False,
     crashdump_dir=None,
+    hash_method=None,
+    eager=None,
     workflow=None,
 ):
     """Set nipype's execution configuration and build the plugin for ``workflow.run``.
@@ -94,24 +107,42 @@ def configure_execution(
     nprocs : int
         CPUs MultiProc may use at once (ignored by the SLURM plugins: SLURM schedules).
     mem_gb : float or None
-        Memory in GB MultiProc may use at once (None: nipype's default, 90 % of this
-        machine's; ignored by the SLURM plugins).
+        Memory in GB MultiProc may use at once (None: the memory available now, raised with a
+        warning to the largest node's ``mem_gb`` if that is more, so that it can run alone;
+        ignored by the SLURM plugins).
     plugin_args : dict, optional
         Extra nipype plugin arguments; they override the ones built here. Its keys
-        ``poll_sleep_duration`` and ``job_finished_timeout``, if given, are taken as those
-        settings (so ``--plugin-args '{"poll_sleep_duration": 0.2}'`` works).
+        ``poll_sleep_duration``, ``job_finished_timeout``, ``hash_method`` and ``eager``, if
+        given, are taken as those settings (so ``--plugin-args '{"poll_sleep_duration": 0.2}'``
+        works).
     sbatch_args : str, optional
         Extra ``sbatch`` options for every job, e.g. ``'--partition=short --account=ms'``.
     work_dir : str or Path
         nipype's work directory.
     poll_sleep_duration : float, optional
-        Seconds between polls of the job queue; default 1 s for SLURM (nipype's default is 2).
+        Seconds between polls of the job queue: default 1 s for SLURM,
+        :data:`~lesionqsm.cli.eager.EAGER_POLL_SECONDS` for the eager MultiProc (which waits
+        for its jobs rather than polling), nipype's 2 s otherwise.
     job_finished_timeout : float, optional
         Seconds to wait for a result file after its job left the queue; default 20 s for SLURM.
     stop_on_first_crash : bool, optional
         Stop the whole run at the first failing node (default: run every node that can run).
     crashdump_dir : str or Path, optional
         Where nipype writes crash files; default ``work_dir/crash``.
+    hash_method : {'timestamp', 'content'}, optional
+        How file inputs are hashed to decide whether a node's cached result is valid
+        (default ``timestamp`` on this machine, ``content`` under SLURM, where the driver and
+        the jobs see a file through different hosts' attribute caches of a shared file
+        system). ``timestamp`` compares each file's size and modification
+        time: a rerun costs one ``stat`` per file, but a file rewritten with the same size and
+        time (``cp -p``, ``rsync -t`` of another version, a write within the file system's
+        time resolution) is not noticed, and a file touched or copied without its time
+        (``cp``, ``git checkout``) reruns everything downstream of it. ``content`` reads and
+        MD5s every byte of every file input of every node on every run: exact, but a rerun of
+        a real cohort then reads the whole work directory again.
+    eager : bool, optional
+        MultiProc only: run it as :class:`~lesionqsm.cli.eager.EagerMultiProcPlugin`
+        (default True); False gives nipype's own plugin, for comparison.
     workflow : nipype Workflow, optional
         A workflow built *before* this call. nipype copies its global configuration into every
         workflow and node when they are built, and those copies win over later changes, so
@@ -121,18 +152,19 @@ def configure_execution(
     Returns
     -------
     plugin : str
-        Pass to ``workflow.run(plugin=plugin, plugin_args=plugin_args)``. ``'Linear'`` or
-        ``'MultiProc'``; for SLURM ``'SLURMResumable'`` (:class:`SLURMResumablePlugin`) and for
-        SLURMGraph ``'SLURMGraphWaiting'`` (:class:`SLURMGraphWaitingPlugin`), subclasses of
-        nipype's plugins that this module registers in ``nipype.pipeline.plugins``.
+        Pass to ``workflow.run(plugin=plugin, plugin_args=plugin_args)``. ``'Linear'``;
+        ``'EagerMultiProc'`` (or nipype's ``'MultiProc'`` when ``eager`` is False); for SLURM
+        ``'SLURMResumable'`` (:class:`SLURMResumablePlugin`) and for SLURMGraph
+        ``'SLURMGraphWaiting'`` (:class:`SLURMGraphWaitingPlugin`): subclasses of nipype's
+        plugins registered in ``nipype.pipeline.plugins``.
     plugin_args : dict
         The plugin arguments; never empty for SLURMGraph.
 
     Raises
     ------
     ValueError
-        If ``plugin`` is not one of the above, or ``nprocs``, ``mem_gb`` or a duration is not
-        positive.
+        If ``plugin`` is not one of the above, ``nprocs``, ``mem_gb`` or a duration is not
+        positive, or ``hash_method`` is not one of :data:`HASH_METHODS`.
     """
     if plugin not in PLUGINS:
         raise ValueError(f'unknown plugin {plugin!r}: choose one of {", ".join(PLUGINS)}')
@@ -146,8 +178,20 @@ def configure_execution(
         poll_sleep_duration = plugin_args.pop('poll_sleep_duration', None)
     if job_finished_timeout is None:
         job_finished_timeout = plugin_args.pop('job_finished_timeout', None)
+    if hash_method is None:
+        hash_method = plugin_args.pop('hash_method', 'content' if slurm else 'timestamp')
+    if eager is None:
+        eager = bool(plugin_args.pop('eager', True))
+    eager = eager and plugin == 'MultiProc'
+    if hash_method not in HASH_METHODS:
+        raise ValueError(
+            f'hash_method must be one of {", ".join(HASH_METHODS)}, got {hash_method!r}'
+        )
     if poll_sleep_duration is None:
-        poll_sleep_duration = SLURM_POLL_SECONDS if slurm else 2.0
+        if slurm:
+            poll_sleep_duration = SLURM_POLL_SECONDS
+        else:
+            poll_sleep_duration = EAGER_POLL_SECONDS if eager else NIPYPE_POLL_SECONDS
     if job_finished_timeout is None:
         job_finished_timeout = SLURM_JOB_FINISHED_TIMEOUT if slurm else 5.0
     for name, value in (
@@ -165,7 +209,7 @@ def configure_execution(
         'crashfile_format': 'txt',
         'stop_on_first_crash': 'true' if stop_on_first_crash else 'false',
         # A cached node is reused only if its hash matches: the resume rests on this.
-        'hash_method': 'content',
+        'hash_method': hash_method,
     }
     for key, value in settings.items():
         nipype_config.set('execution', key, value)
@@ -175,11 +219,13 @@ def configure_execution(
     if plugin == 'Linear':
         return 'Linear', dict(plugin_args or {})
     if plugin == 'MultiProc':
+        if mem_gb is None:
+            mem_gb = _default_memory_gb(workflow)
         args = {'n_procs': int(nprocs)}
         if mem_gb is not None:
             args['memory_gb'] = float(mem_gb)
         args.update(plugin_args or {})
-        return 'MultiProc', args
+        return ('EagerMultiProc' if eager else 'MultiProc'), args
 
     ensure_logname()
     if plugin == 'SLURM':
@@ -194,6 +240,23 @@ def configure_execution(
     args.update(plugin_args or {})
     args[EXECUTION_KEY] = settings
     return name, args
+
+
+def _default_memory_gb(workflow):
+    """MultiProc's memory budget when none is given: what is available, and enough for the
+    largest node of ``workflow`` (which then runs alone; a warning says so)."""
+    available = available_memory_gb()
+    if available is None or workflow is None:
+        return available
+    largest = max((node.mem_gb for node in workflow._get_all_nodes()), default=0.0)
+    if largest > available:
+        LOGGER.warning(
+            'only %.1f GB of memory is available now, and the largest node asks for %.1f GB: '
+            'running it alone with a %.1f GB budget (set --mem-gb to choose)',
+            available, largest, largest,
+        )  # fmt: skip
+        return largest
+    return available
 
 
 def _apply_settings(settings, workflow_or_config, nodes):

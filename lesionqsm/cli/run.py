@@ -1,13 +1,13 @@
 """Run the participant level: build one nipype workflow over the subjects and execute it."""
 
 import logging
-import re
 import sys
 import time
 from pathlib import Path
 
 from .. import __version__
 from .crashes import summarise_crashes
+from .progress import ProgressReporter, closing_lines
 
 LOGGER = logging.getLogger('lesionqsm')
 
@@ -63,14 +63,14 @@ def default_lesions_dir(bids_dir):
 
 
 def progress_callback(node, status):
-    """nipype status callback: one line per finished node, prefixed by subject and visit."""
-    if status not in ('end', 'exception'):
-        return
-    parts = node.fullname.split('.')
-    where = ' '.join(p.replace('_wf', '').replace('_', '-', 1) for p in parts[1:-1]
-                     if p.startswith(('sub_', 'ses_')))
-    verb = 'done' if status == 'end' else 'FAILED'
-    LOGGER.info('[%s] %s %s', where or 'group', node.name, verb)
+    """nipype status callback: one line per finished node with its count, time and step.
+
+    A shared :class:`~lesionqsm.cli.progress.ProgressReporter` without a total (its clock
+    starts at the first node); ``ProgressReporter.for_workflow(workflow)`` also knows the total.
+    """
+    from .progress import default_reporter
+
+    default_reporter()(node, status)
 
 
 def build_participant_workflow(opts, subjects_data, config):
@@ -95,36 +95,55 @@ def build_participant_workflow(opts, subjects_data, config):
     return workflow
 
 
-def run_participant(opts, config):
-    """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
-    from ..bids.layout import collect_participants, collect_subject
-    from ..bids.metadata import InputError
-    from ..bids.templates_io import write_dataset_description
-    from .plugins import apply_node_resources, configure_execution
+def discover(opts):
+    """Find and check every requested subject's inputs; nothing is written.
 
-    output_dir = Path(opts.output_dir)
+    Parameters
+    ----------
+    opts : argparse.Namespace
+        The participant command line.
+
+    Returns
+    -------
+    subjects : list of str
+        Every requested subject label (also those that failed).
+    runnable : list of SubjectData
+        Subjects with at least one visit to process.
+    failures : dict
+        subject -> the cause, in plain words, for each subject that will not be complete.
+    """
+    from ..bids.layout import check_participants_table, collect_participants, collect_subject
+    from ..bids.problems import KIND_LESION_DROPPED, KIND_LESION_TABLE, InputError
+
     lesions_dir = opts.lesions_dir or default_lesions_dir(opts.bids_dir)
     subjects = collect_participants(opts.bids_dir, opts.participant_label)
+    for problem in check_participants_table(opts.bids_dir):
+        LOGGER.warning('%s', problem)
     failures = {}
-    subjects_data = []
+    runnable = []
     for subject in subjects:
         try:
             data = collect_subject(opts.bids_dir, subject, session_label=opts.session_label,
                                    lesions_dir=lesions_dir if Path(lesions_dir).is_dir() else None,
                                    field_strength_override=opts.field_strength, strict=False)
-        except (InputError, ValueError) as exc:
-            failures[subject] = str(exc)
-            LOGGER.error('sub-%s: %s', subject, exc)
+        except InputError as exc:
+            failures[subject] = '; '.join(p.message for p in exc.problems)
+            for problem in exc.problems:
+                LOGGER.error('sub-%s: %s', subject, problem)
             if opts.stop_on_first_crash:
                 break
             continue
         for problem in data.problems:
-            LOGGER.warning('sub-%s: %s', subject, problem)
-        for error in data.lesion_errors:
+            if problem.kind == KIND_LESION_DROPPED:
+                LOGGER.error('sub-%s: %s', subject, problem)
+            else:
+                LOGGER.warning('sub-%s: %s', subject, problem)
+        lesion_errors = [p for p in data.lesion_errors if p.kind == KIND_LESION_TABLE]
+        for error in lesion_errors:
             LOGGER.error('sub-%s: lesion annotations: %s', subject, error)
-        if data.lesion_errors:
+        if lesion_errors:
             failures[subject] = ('no lesion table (QSM maps still written): '
-                                 + '; '.join(data.lesion_errors))
+                                 + '; '.join(p.message for p in lesion_errors))
         for session in data.sessions:
             for error in session.errors:
                 LOGGER.error('sub-%s ses-%s: %s', subject, session.session_id, error)
@@ -132,22 +151,28 @@ def run_participant(opts, config):
                                              '(the other visits were processed)')
             LOGGER.info('sub-%s ses-%s: %s', subject, session.session_id,
                         _visit_status(session))
-        dropped = _dropped_lesions(data, opts.bids_dir, opts.session_label)
+        dropped = _dropped_lesions(data)
         if dropped:
             failures.setdefault(subject, 'lesion table written without dropped lesion(s): '
                                 + '; '.join(dropped))
-        subjects_data.append(data)
-
-    valid = []
-    for data in subjects_data:
-        if not any(s.megre is not None and s.megre.has_phase for s in data.sessions):
+        if not any(s.has_qsm_input for s in data.sessions):
             errors = [f'ses-{s.session_id}: {e}' for s in data.sessions for e in s.errors]
-            failures[data.subject] = '; '.join(errors) if errors else \
+            failures[subject] = '; '.join(errors) if errors else \
                 'no visit has multi-echo GRE with phase data'
-            LOGGER.error('sub-%s: no visit has usable multi-echo GRE with phase data',
-                         data.subject)
-        else:
-            valid.append(data)
+            LOGGER.error('sub-%s: no visit has usable multi-echo GRE with phase data', subject)
+            continue
+        runnable.append(data)
+    return subjects, runnable, failures
+
+
+def run_participant(opts, config):
+    """Discover inputs, build and run the workflow; returns the exit code (0 = all done)."""
+    from ..bids.templates_io import write_dataset_description
+    from ..workflows.outputs import expected_outputs
+    from .plugins import apply_node_resources, configure_execution
+
+    output_dir = Path(opts.output_dir)
+    subjects, valid, failures = discover(opts)
 
     if valid and not (failures and opts.stop_on_first_crash):
         write_dataset_description(output_dir, bids_dir=opts.bids_dir, version=__version__,
@@ -159,8 +184,8 @@ def run_participant(opts, config):
             plugin_args=opts.plugin_args, sbatch_args=opts.sbatch_args,
             work_dir=opts.work_dir, crashdump_dir=crash_dir,
             stop_on_first_crash=opts.stop_on_first_crash, workflow=workflow)
-        if plugin in ('Linear', 'MultiProc'):
-            plugin_args.setdefault('status_callback', progress_callback)
+        if not plugin.startswith('SLURM'):  # Linear, MultiProc, EagerMultiProc
+            plugin_args.setdefault('status_callback', ProgressReporter.for_workflow(workflow))
         if plugin.startswith('SLURM'):
             apply_node_resources(workflow, sbatch_args=opts.sbatch_args)
         started = time.time()
@@ -177,6 +202,14 @@ def run_participant(opts, config):
             # than --mem-gb): nothing can be trusted as finished
             for data in valid:
                 failures.setdefault(data.subject, f'the workflow did not run: {run_error}')
+        for data in valid:
+            if data.subject in failures or (failures and opts.stop_on_first_crash):
+                continue  # (a stopped run: the others are flagged below)
+            missing = [p for p in expected_outputs(output_dir, data)
+                       if not p.is_file() or p.stat().st_size == 0]
+            if missing:
+                failures[data.subject] = (f'{len(missing)} expected output(s) missing or empty '
+                                          f'after the run, e.g. {missing[0]}')
 
     if failures and opts.stop_on_first_crash:
         first = next(iter(failures))
@@ -184,7 +217,34 @@ def run_participant(opts, config):
             failures.setdefault(subject, 'not processed or incomplete: --stop-on-first-crash '
                                          f'ended the run at the failure of sub-{first}')
     report_outcome(subjects, failures)
+    write_participant_reports(opts, subjects)
     return 1 if failures else 0
+
+
+def write_participant_reports(opts, subjects):
+    """Per-subject HTML reports and the methods boilerplate, then where everything is.
+
+    A report that cannot be written is a warning: it never changes the run's outcome.
+    """
+    from ..report import write_citation, write_subject_report
+
+    output_dir = Path(opts.output_dir)
+    lesions_dir = Path(opts.lesions_dir or default_lesions_dir(opts.bids_dir))
+    reports, citation = [], None
+    for subject in subjects:
+        try:
+            reports.append(write_subject_report(
+                output_dir, subject, bids_dir=opts.bids_dir,
+                lesions_dir=lesions_dir if lesions_dir.is_dir() else None))
+        except (OSError, ValueError) as exc:
+            LOGGER.warning('sub-%s: the report could not be written: %s', subject, exc)
+    try:
+        citation = write_citation(output_dir)['md']
+    except (OSError, ValueError) as exc:
+        LOGGER.warning('the methods boilerplate could not be written: %s', exc)
+    for line in closing_lines(output_dir, level='participant', bids_dir=opts.bids_dir,
+                              reports=reports, citation=citation):
+        LOGGER.info('%s', line)
 
 
 def _visit_status(session):
@@ -196,26 +256,15 @@ def _visit_status(session):
     return 'no phase data: no QSM for this visit'
 
 
-#: A lesion dropped because its detection visit is not among the processed visits.
-_NOT_A_VISIT = re.compile(r'detected at ses-([A-Za-z0-9]+), which does not exist')
-
-
-def _dropped_lesions(data, bids_dir, session_label):
+def _dropped_lesions(data):
     """Messages of annotated lesions left out of the table (each names lesions.tsv).
 
     A lesion detected at a visit that exists but was left out by ``--session-label`` is an
-    expected omission, not a failure.
+    expected omission (kind ``lesion-outside-selection``), not a failure.
     """
-    dropped = []
-    for problem in data.problems:
-        if not problem.endswith('lesion dropped'):
-            continue
-        match = _NOT_A_VISIT.search(problem)
-        if match and session_label and (
-                Path(bids_dir) / f'sub-{data.subject}' / f'ses-{match.group(1)}').is_dir():
-            continue
-        dropped.append(problem)
-    return dropped
+    from ..bids.problems import KIND_LESION_DROPPED
+
+    return [p.message for p in data.problems if p.kind == KIND_LESION_DROPPED]
 
 
 def report_outcome(subjects, failures):

@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 from .. import __version__
 from .. import bids_templates as templates
 from ..bids.images import atomic_copy, load_image, save_image_atomic
+from ..bids.labels import parse_bids_name
 from ..bids.templates_io import write_dataset_description, write_json
 
 LOGGER = logging.getLogger('nipype.interface')
@@ -26,31 +27,6 @@ LOGGER = logging.getLogger('nipype.interface')
 STANDARD_SPACES = ('MNI152NLin2009cAsym', 'MNI152NLin6Asym', 'MNI152Lin', 'MNI305',
                    'fsaverage', 'fsLR', 'ICBM452AirSpace', 'Talairach')
 _NIFTI = ('.nii', '.nii.gz')
-
-
-def parse_bids_name(path):
-    """Entities, suffix and extension of a BIDS file name.
-
-    Returns
-    -------
-    entities : dict
-        ``{'sub': '01', 'ses': '02', ...}`` in file order.
-    suffix : str or None
-    extension : str
-        From the first dot (``'.nii.gz'``).
-    """
-    name = Path(path).name
-    stem, dot, rest = name.partition('.')
-    extension = dot + rest
-    parts = stem.split('_')
-    entities, suffix = {}, None
-    for part in parts:
-        key, sep, value = part.partition('-')
-        if sep:
-            entities[key] = value
-        else:
-            suffix = part
-    return entities, suffix, extension
 
 
 def find_dataset_root(path):
@@ -115,6 +91,9 @@ class DerivativesDataSink(SimpleInterface):
 
     input_spec = _DerivativesDataSinkInputSpec
     output_spec = _DerivativesDataSinkOutputSpec
+    # a sink always runs: only then can it restore a derivative deleted or altered since the
+    # last run (a file that already holds the right bytes is left untouched)
+    _always_run = True
 
     def _entities(self):
         inputs = self.inputs
@@ -157,9 +136,10 @@ class DerivativesDataSink(SimpleInterface):
                                       overwrite=False)
 
         if extension in _NIFTI:
-            _store_nifti(inputs.in_file, out_file, mask=inputs.suffix in ('mask', 'dseg'))
+            _store_nifti(inputs.in_file, out_file, mask=inputs.suffix in ('mask', 'dseg'),
+                         root=base)
         else:
-            atomic_copy(inputs.in_file, out_file)
+            atomic_copy(inputs.in_file, out_file, root=base)
         self._results['out_file'] = str(out_file)
 
         meta = templates.sidecar_template(inputs.suffix, desc=entities.get('desc'),
@@ -183,12 +163,12 @@ class DerivativesDataSink(SimpleInterface):
         if meta:
             sidecar = out_file.with_name(out_file.name[: -len(extension)] + '.json') \
                 if extension else out_file.with_name(out_file.name + '.json')
-            write_json(sidecar, meta)
+            write_json(sidecar, meta, root=base)
             self._results['out_meta'] = str(sidecar)
         return runtime
 
 
-def _store_nifti(src, dst, *, mask):
+def _store_nifti(src, dst, *, mask, root):
     """Store a NIfTI: byte copy when nothing changes, else rewrite (units, compression, uint8)."""
     img = load_image(src, finite=False)
     xyz_units = img.header.get_xyzt_units()[0]
@@ -198,7 +178,7 @@ def _store_nifti(src, dst, *, mask):
     if mask and not np.issubdtype(img.get_data_dtype(), np.integer):
         data = (np.asanyarray(img.dataobj) > 0).astype(np.uint8)
     if same_format and data is None and xyz_units != 'unknown':
-        return atomic_copy(src, dst)
+        return atomic_copy(src, dst, root=root)
     header = img.header.copy()
     if data is not None:
         header.set_data_dtype(np.uint8)
@@ -207,4 +187,4 @@ def _store_nifti(src, dst, *, mask):
     out = img.__class__(data, img.affine, header)
     if xyz_units == 'unknown':
         out.header.set_xyzt_units('mm', img.header.get_xyzt_units()[1])
-    return save_image_atomic(out, dst)
+    return save_image_atomic(out, dst, root=root)

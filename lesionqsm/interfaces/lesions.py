@@ -211,9 +211,10 @@ class LesionTableSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         table = lesion_table_path(self.inputs.output_dir, self.inputs.subject)
-        atomic_write_text(table, Path(self.inputs.in_table).read_text())
+        root = self.inputs.output_dir  # never written through a link out of it
+        atomic_write_text(table, Path(self.inputs.in_table).read_text(), root=root)
         dictionary = table.with_suffix('.json')
-        atomic_write_text(dictionary, Path(self.inputs.in_dictionary).read_text())
+        atomic_write_text(dictionary, Path(self.inputs.in_dictionary).read_text(), root=root)
         self._results['out_table'] = str(table)
         self._results['out_dictionary'] = str(dictionary)
         return runtime

@@ -1,5 +1,6 @@
 """One subject's longitudinal processing: QSM per visit, registration to baseline, lesion table."""
 
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -15,6 +16,7 @@ from ..interfaces.registration import (
 from ..lesions import LesionOptions
 from ..options import options_as_dict, options_from_mapping
 from ..qsm import QSMOptions
+from ..qsm.medi import FFT_THREADS_MIN_SIZE
 from ..registration import resolve_engine
 from .outputs import init_ds_lesion_table_wf, init_ds_session_wf
 from .session import init_session_qsm_wf
@@ -81,9 +83,11 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         megre = session.megre
         shape = _image_shape(megre.mag_files[0])
         mem_gb = estimate_mem_gb(shape, copies=1)
+        # MEDI's FFTs only thread on large grids: a small visit's nodes claim one core
+        threads = omp_nthreads if np.prod(shape) >= FFT_THREADS_MIN_SIZE else 1
         qsm_wf = init_session_qsm_wf(
             echo_times=list(megre.echo_times), field_strength=megre.field_strength,
-            phase_units=megre.phase_units, mem_gb=mem_gb, omp_nthreads=omp_nthreads,
+            phase_units=megre.phase_units, mem_gb=mem_gb, omp_nthreads=threads,
             qsm_options=qsm_options, name=f'{_label(session)}_qsm_wf')
         qsm_wf.inputs.inputnode.mag_files = list(megre.mag_files)
         qsm_wf.inputs.inputnode.phase_files = list(megre.phase_files)
@@ -194,8 +198,6 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
 
 def _image_gb(path):
     """Memory (GB) of one float32 copy of an image."""
-    import numpy as np
-
     return 4 * float(np.prod(_image_shape(path))) / 1024**3
 
 

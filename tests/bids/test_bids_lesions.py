@@ -21,7 +21,7 @@ def test_dseg_not_on_flair_grid(standard_bids):
     standard_bids.dseg('01', '01', [1, 2], shape=(4, 4, 4))
     data = _collect(standard_bids)
     assert data.lesions is None
-    (error,) = data.lesion_errors
+    (error,) = map(str, data.lesion_errors)
     assert 'sub-01_ses-01_space-FLAIR_desc-lesions_dseg.nii.gz and ' in error
     assert 'sub-01_ses-01_FLAIR.nii.gz are not on the same grid' in error
     assert all(s.lesion_dseg is None for s in data.sessions)
@@ -33,8 +33,8 @@ def test_dseg_affine_differs_from_flair(standard_bids):
     standard_bids.dseg('01', '02', [1], affine=affine)
     data = _collect(standard_bids)
     assert data.lesions is None
-    assert 'same shape, different affines' in data.lesion_errors[0]
-    assert 'sub-01_ses-02_space-FLAIR_desc-lesions_dseg.nii.gz' in data.lesion_errors[0]
+    assert 'same shape, different affines' in str(data.lesion_errors[0])
+    assert 'sub-01_ses-02_space-FLAIR_desc-lesions_dseg.nii.gz' in str(data.lesion_errors[0])
 
 
 def test_lesion_missing_from_its_detection_map(standard_bids):
@@ -43,7 +43,7 @@ def test_lesion_missing_from_its_detection_map(standard_bids):
     assert data.lesions['lesion_id'].tolist() == [1]
     assert any('lesion 2 is absent from its detection visit' in p
                and 'sub-01_ses-01_space-FLAIR_desc-lesions_dseg.nii.gz' in p
-               for p in data.problems)
+               for p in map(str, data.problems))
 
 
 def test_label_in_map_not_in_table(standard_bids):
@@ -51,7 +51,7 @@ def test_label_in_map_not_in_table(standard_bids):
     data = _collect(standard_bids)
     assert data.lesions['lesion_id'].tolist() == [1, 2]
     assert any('label(s) 7 are not in' in p and 'sub-01_lesions.tsv' in p
-               for p in data.problems)
+               for p in map(str, data.problems))
 
 
 def test_detection_visit_does_not_exist(standard_bids):
@@ -60,7 +60,7 @@ def test_detection_visit_does_not_exist(standard_bids):
     data = _collect(standard_bids)
     assert data.lesions['lesion_id'].tolist() == [1]
     assert any('sub-01_lesions.tsv: lesion 2 detected at ses-09, which does not exist' in p
-               for p in data.problems)
+               for p in map(str, data.problems))
 
 
 def test_detection_visit_without_map(standard_bids):
@@ -69,14 +69,14 @@ def test_detection_visit_without_map(standard_bids):
     data = _collect(standard_bids)
     assert data.lesions['lesion_id'].tolist() == [2]
     assert any('lesion 1 detected at ses-02, which has no lesion label map' in p
-               for p in data.problems)
+               for p in map(str, data.problems))
 
 
 def test_malformed_lesions_tsv(standard_bids):
     standard_bids.lesions_tsv('01', [(1, 'ses-02')], header=('lesion_id', 'detected_session'))
     data = _collect(standard_bids)
     assert data.lesions is None
-    assert 'sub-01_lesions.tsv: missing column(s) rim' in data.lesion_errors[0]
+    assert 'sub-01_lesions.tsv: missing column(s) rim' in str(data.lesion_errors[0])
 
 
 @pytest.mark.parametrize('row, message', [
@@ -117,14 +117,14 @@ def test_non_integer_label_map(standard_bids):
     data = _collect(standard_bids)
     assert data.lesions is None
     assert 'desc-lesions_dseg.nii.gz: lesion label map holds non-integer values' in \
-        data.lesion_errors[0]
+        str(data.lesion_errors[0])
 
 
 def test_maps_without_table(standard_bids):
     (standard_bids.lesions_dir / 'sub-01' / 'sub-01_lesions.tsv').unlink()
     data = _collect(standard_bids)
     assert data.lesions is None
-    assert 'sub-01_lesions.tsv: not found' in data.lesion_errors[0]
+    assert 'sub-01_lesions.tsv: not found' in str(data.lesion_errors[0])
 
 
 def test_lesions_need_visit_dates(standard_bids):
@@ -132,7 +132,7 @@ def test_lesions_need_visit_dates(standard_bids):
     data = _collect(standard_bids)
     assert data.lesions is None
     assert 'lesion ages need the acq_time of every visit; missing for ses-01' in \
-        data.lesion_errors[0]
+        str(data.lesion_errors[0])
 
 
 def test_explicit_lesions_dir_and_qsm_only(tmp_path, tiny_bids):

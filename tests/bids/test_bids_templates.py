@@ -2,11 +2,10 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from lesionqsm import bids_templates as templates
-from lesionqsm.bids.templates_io import write_dataset_description, write_lesion_table
+from lesionqsm.bids.templates_io import write_dataset_description
 
 
 @pytest.mark.parametrize('name, expected', [
@@ -17,7 +16,6 @@ from lesionqsm.bids.templates_io import write_dataset_description, write_lesion_
     ('csf_mask', 'sub-01/ses-02/anat/sub-01_ses-02_desc-csf_mask.nii.gz'),
     ('xfm_gre_to_baseline',
      'sub-01/ses-02/anat/sub-01_ses-02_from-GRE_to-baseline_mode-image_xfm.mat'),
-    ('xfm_flair_to_gre', 'sub-01/ses-02/anat/sub-01_ses-02_from-FLAIR_to-GRE_mode-image_xfm.mat'),
     ('lesion_table', 'sub-01/sub-01_lesions.tsv'),
 ])
 def test_registered_output_paths(tmp_path, name, expected):
@@ -47,16 +45,6 @@ def test_entity_order_and_errors(tmp_path):
         templates.output_path(tmp_path, 'chi', subject='01')
 
 
-def test_chimap_sidecar_records_parameters():
-    meta = templates.chimap_sidecar({'lambda': 1000, 'background': 'PDF'},
-                                    reference_region='whole brain', EchoTime=[0.005, 0.01])
-    assert meta['Units'] == 'ppm' and meta['QSMAlgorithm'] == 'MEDI+0'
-    assert meta['ReferenceRegion'] == 'whole brain'
-    assert meta['QSMParameters'] == {'lambda': 1000, 'background': 'PDF'}
-    assert meta['EchoTime'] == [0.005, 0.01]
-    assert templates.load_template('chimap.json')['ReferenceRegion'] == 'ventricular CSF'
-
-
 def test_lesion_dictionary_matches_interface_columns():
     """The data dictionary lists the columns the lesion-statistics interface writes, in order."""
     from lesionqsm.interfaces.lesions import LESION_TABLE_COLUMNS
@@ -66,22 +54,6 @@ def test_lesion_dictionary_matches_interface_columns():
     assert dictionary['chi_rel_ppb']['Units'] == 'ppb'
     assert dictionary['volume_mm3']['Units'] == 'mm^3'
     assert set(dictionary['rim']['Levels']) == {'positive', 'negative', 'n/a'}
-
-
-def test_write_lesion_table(tmp_path):
-    columns = list(templates.LESION_TABLE_COLUMNS)
-    row = dict.fromkeys(columns, 1.0)
-    row.update(participant_id='sub-01', session_id='ses-01', status='ok', chi_nawm_ppb=None)
-    tsv, sidecar = write_lesion_table(pd.DataFrame([row])[columns[::-1]], tmp_path, '01')
-    assert tsv == tmp_path / 'sub-01/sub-01_lesions.tsv'
-    lines = tsv.read_text().splitlines()
-    assert lines[0].split('\t') == columns                      # column order restored
-    assert lines[1].split('\t')[columns.index('chi_nawm_ppb')] == 'n/a'
-    assert json.loads(sidecar.read_text())['lesion_id']['Description']
-    with pytest.raises(ValueError, match=r"missing columns \['status'\], unexpected columns "
-                                         r"\['extra'\]"):
-        write_lesion_table(pd.DataFrame([row]).drop(columns='status').assign(extra=1),
-                           tmp_path, '01')
 
 
 def test_dataset_description(tmp_path):

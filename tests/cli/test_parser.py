@@ -34,7 +34,8 @@ def test_bad_plugin_args_json(tmp_path, capsys):
 def test_unwritable_output_dir_exit_code(tmp_path, capsys):
     blocker = tmp_path / 'a_file'
     blocker.write_text('')
-    code = main([str(tmp_path), str(blocker / 'out'), 'participant',
+    (tmp_path / 'bids').mkdir()
+    code = main([str(tmp_path / 'bids'), str(blocker / 'out'), 'participant',
                  '--skip-bids-validation'])
     assert code == 2
     assert 'cannot write to' in capsys.readouterr().err
@@ -64,6 +65,7 @@ def test_config_unknown_parameter_is_named(tmp_path):
     ({'lesions': {'nawm_inner_mm': 6.0}}, 'nawm_inner_mm .6.0. must be below nawm_outer_mm'),
     ({'lesions': {'estimator': 'mean'}}, "lesions.estimator: must be one of"),
     ({'stats': {}}, "unknown section 'stats'"),
+    ({'group': {'degre': 3}}, 'group.degre: unknown option'),
 ])
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, config, message):
     """Every bad option is refused at start-up (exit 2), the key and the allowed values named,

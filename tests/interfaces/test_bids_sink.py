@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from lesionqsm import bids_templates as templates
-from lesionqsm.bids.templates_io import write_dataset_description, write_lesion_table
+from lesionqsm.bids.labels import parse_bids_name
+from lesionqsm.bids.templates_io import write_dataset_description
 from lesionqsm.bids.validator import run_bids_validator
-from lesionqsm.interfaces.bids import DerivativesDataSink, parse_bids_name
+from lesionqsm.interfaces.bids import DerivativesDataSink
 
 AFFINE = np.diag([0.9, 0.9, 2.0, 1.0])
 
@@ -154,12 +155,20 @@ def test_custom_space_without_reference_warns(tmp_path, caplog):
     assert 'no SpatialReference was given' in caplog.text
 
 
-def _lesion_table():
+def _write_lesion_table(tmp_path, out):
+    """The lesion table and its dictionary, through the workflow's lesion-table sink."""
+    from lesionqsm.interfaces.lesions import LesionTableSink
+
     columns = templates.LESION_TABLE_COLUMNS
     row = dict.fromkeys(columns, 'n/a')
     row.update(participant_id='sub-01', lesion_id=1, session_id='ses-01', rim='positive',
                lesion_age_years=0.0, chi_rel_ppb=12.5, status='ok')
-    return pd.DataFrame([row], columns=list(columns))
+    table = tmp_path / 'table.tsv'
+    pd.DataFrame([row], columns=list(columns)).to_csv(table, sep='\t', index=False)
+    dictionary = tmp_path / 'dictionary.json'
+    dictionary.write_text(json.dumps(templates.lesion_table_dictionary()))
+    LesionTableSink(output_dir=str(out), subject='01', in_table=str(table),
+                    in_dictionary=str(dictionary)).run()
 
 
 @pytest.mark.validator
@@ -173,13 +182,13 @@ def test_derivatives_tree_passes_bids_validator(tmp_path):
     matrix.write_text('1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n')
     for name, in_file in [('chimap', image), ('chimap_baseline', image), ('r2starmap', image),
                           ('brain_mask', image), ('csf_mask', image),
-                          ('xfm_gre_to_baseline', str(matrix)), ('xfm_flair_to_gre', str(matrix))]:
+                          ('xfm_gre_to_baseline', str(matrix))]:
         spec = templates.OUTPUTS[name]
         _sink(tmp_path, source, in_file, suffix=spec.suffix, extension=spec.extension,
               spatial_reference=templates.spatial_reference('01', '01'),
-              meta_dict=templates.chimap_sidecar({'lambda': 1000}) if spec.suffix == 'Chimap'
+              meta_dict={'QSMParameters': {'lambda': 1000}} if spec.suffix == 'Chimap'
               else {}, **spec.entities())
-    write_lesion_table(_lesion_table(), out, '01')
+    _write_lesion_table(tmp_path, out)
     result = run_bids_validator(out, ignore_warnings=False)
     assert result.errors == [], result.summary()
     assert result.returncode == 0
@@ -190,3 +199,43 @@ def test_derivatives_tree_passes_bids_validator(tmp_path):
     refused = run_bids_validator(out)
     assert {e['code'] for e in refused.errors} == {'NOT_INCLUDED'}
     assert {e['location'] for e in refused.errors} >= {'/sub-01/sub-01_lesions.tsv'}
+
+
+def test_rerun_restores_deleted_or_altered_output_and_keeps_intact_one(tmp_path):
+    """The sink node always reruns from its cached input: a deleted or altered derivative is
+    written back byte for byte; an intact one keeps its modification time."""
+    from nipype.pipeline import engine as pe
+
+    _, source = _raw(tmp_path)
+    in_file = _image(tmp_path / 'chi.nii.gz', np.arange(18).reshape(3, 3, 2) / 7)
+
+    def run():
+        node = pe.Node(DerivativesDataSink(base_directory=str(tmp_path / 'out'),
+                                           source_file=str(source), suffix='Chimap',
+                                           in_file=in_file),
+                       name='ds_chi', run_without_submitting=True, base_dir=str(tmp_path / 'w'))
+        return Path(node.run().outputs.out_file)
+
+    out = run()
+    sidecar = out.with_name(out.name.replace('.nii.gz', '.json'))
+    original, original_meta = out.read_bytes(), sidecar.read_text()
+    os.utime(out, (1_000_000, 1_000_000))
+    run()
+    assert out.stat().st_mtime == 1_000_000          # same bytes: left alone
+    out.unlink()
+    sidecar.write_text('{"Units": "altered"}')
+    run()
+    assert out.read_bytes() == original and sidecar.read_text() == original_meta
+
+
+def test_sink_refuses_a_link_out_of_the_output_folder(tmp_path):
+    _, source = _raw(tmp_path)
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (tmp_path / 'out' / 'sub-01').mkdir(parents=True)
+    (tmp_path / 'out' / 'sub-01' / 'ses-01').symlink_to(outside, target_is_directory=True)
+    with pytest.raises(Exception, match='ses-01: symbolic link to .*outside, outside the output '
+                                        'folder'):
+        _sink(tmp_path, source, _image(tmp_path / 'c.nii.gz', np.ones((3, 3, 2))),
+              suffix='Chimap')
+    assert list(outside.iterdir()) == []

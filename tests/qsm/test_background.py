@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from _phantoms_b import head_phantom
 
 from lesionqsm.qsm import background, background_methods
+from lesionqsm.synth.head_phantom import head_phantom
 
 
 @pytest.fixture(scope='module')
 def compact_sources():
-    """3 T head (air, bone, sinus, ear canals around a χ = 0 brain) with compact sources in the
-    brain (deep grey nuclei, lesions); noise-free so only the method's error is measured."""
-    return head_phantom((64, 64, 48), (2.25, 2.25, 2.0), field_noise=False, uniform_brain=True)
+    """3 T head (air, bone and a layer of CSF around a χ = 0 brain) with compact sources in
+    the brain (deep grey nuclei, lesions); noise-free so only the method's error is measured."""
+    return head_phantom((2.25, 2.25, 2.0), outer_csf=True, margin_mm=4.5, uniform_brain=True,
+                        delta_te=4.5e-3, field_noise=False)
 
 
 def _relative_error(estimate, truth, region):
@@ -34,11 +35,12 @@ def test_phantom_background_dominates(compact_sources):
 def test_pdf_recovers_local_field(compact_sources):
     """PDF keeps the field of the sources inside the brain.
 
-    Measured on this phantom (3 voxels, 6.75 mm, from the edge, default tolerance): 0.27,
-    of which 0.15 is PDF's intrinsic ambiguity (the part of the nuclei's field that dipoles
+    Measured on this phantom (3 voxels, 6.75 mm, from the edge, default tolerance): 0.34,
+    of which 0.25 is PDF's intrinsic ambiguity (the part of the nuclei's field that dipoles
     outside the mask can also produce; it stays with tol → 0) and the rest unconverged
-    background, which is 10x the local field here.  Bound 0.35; without background removal
-    the error is > 9 (the background is > 5x the local field), so the bound is not loose.
+    background, which is 8x the local field here.  Bound 0.4 (float32 rounding moves the
+    unconverged part by a few per cent); without background removal the error is 5.4 (the
+    background is > 5x the local field), so the bound is not loose.
     """
     ph = compact_sources
     m = ph.brain_mask
@@ -46,7 +48,7 @@ def test_pdf_recovers_local_field(compact_sources):
                                  return_info=True)
     deep = ndi.binary_erosion(m, iterations=3)
     assert np.all(local[~m] == 0)
-    assert _relative_error(local, ph.local_field, deep) < 0.35
+    assert _relative_error(local, ph.local_field, deep) < 0.4
     assert _relative_error(ph.total_field, ph.local_field, deep) > 5
     assert info['relative_residual'] <= 1e-3
 
@@ -54,9 +56,9 @@ def test_pdf_recovers_local_field(compact_sources):
 def test_lbv_recovers_local_field(compact_sources):
     """LBV keeps the field of the sources inside the brain.
 
-    Measured: 0.43 at 3 voxels from the edge, 0.06 of it from the harmonic part of the local
-    field itself; the rest is the discrete (non-harmonic) field of bone and air 2-3 mm
-    outside the mask, which LBV's boundary values carry inward.  Bound 0.5.
+    Measured: 0.39 at 3 voxels from the edge: the harmonic part of the local field itself and
+    the discrete (non-harmonic) field of the bone 3-4 mm outside the mask, which LBV's
+    boundary values carry inward.  Bound 0.5.
     """
     ph = compact_sources
     m = ph.brain_mask
@@ -80,11 +82,12 @@ def test_lbv_removes_harmonic_background_exactly():
 
 def test_pdf_does_not_depend_on_noise_scale(compact_sources):
     """Weights are normalised: noise maps 1 and 1e-4 times the size take the same number of
-    CG steps to the same residual (the MEDI toolbox would stop after 1 step instead of 14).
+    CG steps to about the same residual (the MEDI toolbox would stop after 1 step instead of
+    13); float32 rounding changes the final residual by 7 %, bound 10 %.
 
     The maps still differ by float32 rounding, which the ill-posed CG carries into the unconverged
-    part of the result: measured 3.7 % of the local field's spread, the same as for a 1e-7
-    change of scale.  Bound 10 %; a run stopped after 3 steps differs by 290 %.
+    part of the result: measured 3.4 % of the local field's spread.  Bound 10 %; a run stopped
+    after 3 steps differs by 170 %.
     """
     ph = compact_sources
     m = ph.brain_mask
@@ -93,7 +96,7 @@ def test_pdf_does_not_depend_on_noise_scale(compact_sources):
     b, info_b = background.pdf(ph.total_field, m, ph.voxel_size, noise_std=ph.noise_std * 1e-4,
                                return_info=True)
     assert info_a['iterations'] == info_b['iterations']
-    assert info_b['relative_residual'] == pytest.approx(info_a['relative_residual'], rel=0.05)
+    assert info_b['relative_residual'] == pytest.approx(info_a['relative_residual'], rel=0.1)
     assert (a - b)[m].std() < 0.1 * ph.local_field[m].std()
 
 
@@ -123,7 +126,7 @@ def test_background_bad_input():
 def test_pdf_crop_works_on_the_mask_box(compact_sources):
     """Cropped PDF: FFTs on the mask's bounding box plus padding instead of the padded field
     of view, 0 outside the mask, and as accurate as the uncropped PDF 3 voxels in (measured
-    0.275 against 0.271, same 14 CG steps; bound 0.30 as for the uncropped test above)."""
+    0.346 against 0.34; bound 0.4 as for the uncropped test above)."""
     ph = compact_sources
     m = ph.brain_mask
     local, info = background.pdf(ph.total_field, m, ph.voxel_size, noise_std=ph.noise_std,
@@ -134,7 +137,7 @@ def test_pdf_crop_works_on_the_mask_box(compact_sources):
     assert abs(info['iterations'] - full_info['iterations']) <= 1
     assert np.all(local[~m] == 0)
     deep = ndi.binary_erosion(m, iterations=3)
-    assert _relative_error(local, ph.local_field, deep) < 0.30
+    assert _relative_error(local, ph.local_field, deep) < 0.4
 
 
 @pytest.mark.parametrize('method', background_methods.METHODS)

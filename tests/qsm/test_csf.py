@@ -2,17 +2,17 @@
 
 import numpy as np
 import pytest
-from _phantoms_a import CSF, WM, head_phantom
 
 from lesionqsm.qsm.csf import ventricular_csf_mask
 from lesionqsm.qsm.masking import erode_mm
 from lesionqsm.qsm.r2star import r2star_arlo
+from lesionqsm.synth.head_phantom import head_phantom
 
 TE = 0.005 * np.arange(1, 6)
 
 
 def _r2star(phantom):
-    return r2star_arlo(np.abs(phantom.signal), TE, mask=phantom.brain)
+    return r2star_arlo(np.abs(phantom.signal), TE, mask=phantom.brain_mask)
 
 
 @pytest.mark.parametrize('ventricles', [3, 1])
@@ -20,8 +20,8 @@ def test_finds_the_ventricles(ventricles):
     """CSF R2* = 2 /s and WM = 20 /s at SNR 100 are 20 noise σ apart, so the mask is exactly
     the ventricles (no WM voxel falls below 5 /s); one ventricle is used with a message."""
     phantom = head_phantom((3.0, 3.0, 3.0), echo_times=TE, ventricles=ventricles)
-    result = ventricular_csf_mask(_r2star(phantom), phantom.brain, phantom.voxel_size)
-    truth = phantom.labels == CSF
+    result = ventricular_csf_mask(_r2star(phantom), phantom.brain_mask, phantom.voxel_size)
+    truth = phantom.csf_mask
     assert result.reference == 'ventricular_csf'
     assert result.n_seeds == ventricles
     np.testing.assert_array_equal(result.mask, truth)
@@ -31,10 +31,10 @@ def test_finds_the_ventricles(ventricles):
 
 def test_no_csf_falls_back_to_whole_brain():
     phantom = head_phantom((3.0, 3.0, 3.0), echo_times=TE, ventricles=0)
-    result = ventricular_csf_mask(_r2star(phantom), phantom.brain, phantom.voxel_size)
+    result = ventricular_csf_mask(_r2star(phantom), phantom.brain_mask, phantom.voxel_size)
     assert result.reference == 'whole_brain'
     assert 'no CSF found' in result.message
-    np.testing.assert_array_equal(result.mask, phantom.brain)
+    np.testing.assert_array_equal(result.mask, phantom.brain_mask)
 
 
 def test_seed_must_be_central_and_large_enough():
@@ -59,14 +59,15 @@ def test_erosion_and_errors():
     """Low R2* within 10 mm of the brain surface is never CSF (MEDI's erosion)."""
     phantom = head_phantom((3.0, 3.0, 3.0), echo_times=TE, ventricles=0)
     r2s = _r2star(phantom)
-    band = phantom.brain & ~erode_mm(phantom.brain, 10.0, phantom.voxel_size)
-    r2s[band & (phantom.labels == WM)] = 1.0
-    result = ventricular_csf_mask(r2s, phantom.brain, phantom.voxel_size, sphere_radius_mm=200)
+    band = phantom.brain_mask & ~erode_mm(phantom.brain_mask, 10.0, phantom.voxel_size)
+    r2s[band & phantom.region('wm')] = 1.0
+    result = ventricular_csf_mask(r2s, phantom.brain_mask, phantom.voxel_size,
+                                  sphere_radius_mm=200)
     assert result.reference == 'whole_brain'
     with pytest.raises(ValueError, match='same 3-D shape'):
-        ventricular_csf_mask(r2s[:5], phantom.brain, phantom.voxel_size)
+        ventricular_csf_mask(r2s[:5], phantom.brain_mask, phantom.voxel_size)
     with pytest.raises(ValueError, match='empty'):
-        ventricular_csf_mask(r2s, np.zeros_like(phantom.brain), phantom.voxel_size)
+        ventricular_csf_mask(r2s, np.zeros_like(phantom.brain_mask), phantom.voxel_size)
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from _phantoms_a import CSF, PALLIDUS, head_phantom
 from scipy import ndimage
 
 from lesionqsm.qsm.masking import (
@@ -12,6 +11,7 @@ from lesionqsm.qsm.masking import (
     largest_component,
     otsu_threshold,
 )
+from lesionqsm.synth.head_phantom import head_phantom
 
 
 def _dice(a, b):
@@ -31,11 +31,11 @@ def test_brain_mask_matches_phantom_brain(phantom, scale):
     (≤ 5 % of its volume).  No scalp or skull voxel is kept."""
     magnitude = np.abs(phantom.signal) * scale
     mask = brain_mask_from_magnitude(magnitude, phantom.voxel_size)
-    brain = phantom.brain
+    brain = phantom.brain_mask
     assert _dice(mask, brain) >= 0.95
     assert not np.any(mask & ~brain)
     # Ventricles and the dark pallidum at late echoes are inside the mask (hole filling).
-    assert np.all(mask[phantom.labels == CSF]) and np.all(mask[phantom.labels == PALLIDUS])
+    assert np.all(mask[phantom.csf_mask]) and np.all(mask[phantom.nuclei['pallidum']])
 
 
 def test_brain_mask_late_echo_dark_nuclei_and_threshold(phantom):
@@ -43,7 +43,7 @@ def test_brain_mask_late_echo_dark_nuclei_and_threshold(phantom):
     brain; a user threshold of 0.3 of the 99th percentile gives the same mask."""
     late = np.abs(phantom.signal[..., -1])
     mask = brain_mask_from_magnitude(late, phantom.voxel_size, erosion_mm=0.0)
-    assert _dice(mask, phantom.brain) >= 0.98
+    assert _dice(mask, phantom.brain_mask) >= 0.98
     fixed = brain_mask_from_magnitude(late, phantom.voxel_size, threshold=0.3, erosion_mm=0.0)
     assert _dice(fixed, mask) >= 0.99
 

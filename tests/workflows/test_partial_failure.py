@@ -32,5 +32,6 @@ def test_crash_summary_names_subject_visit_and_cause(tmp_path):
         'ValueError: the local field is empty inside the brain mask\n')
     causes = summarise_crashes(crash_dir)
     assert list(causes) == ['07']
-    assert causes['07'].startswith('ses-03 invert_dipole: ValueError: the local field is empty')
+    assert causes['07'].startswith('ses-03 invert_dipole failed: the local field is empty inside '
+                                   'the brain mask (details: ')
 
