@@ -7,7 +7,7 @@ PRESET ?= demo
 # empty: lesionqsm uses every CPU this process may use (its --nprocs default)
 NPROCS ?=
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean image image-test
 
 $(BIN)/lesionqsm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ lint: venv
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# The BIDS App image (podman, built from Debian's packages; see the README's container section)
+image:
+	bash .ci/image.sh build
+
+# Build it, run the tiny cohort in it and compare with the same run here; export it
+image-test: venv
+	bash .ci/image.sh test
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -77,3 +77,14 @@ def tiny_ses01_run(tiny_cohort, tmp_path_factory):
 def lesionqsm_cli():
     """:func:`run_lesionqsm` for test modules (conftest modules are not importable by name)."""
     return run_lesionqsm
+
+
+@pytest.fixture
+def restore_nipype_config():
+    """Put nipype's global execution settings back after a test that configures them."""
+    from nipype import config as nipype_config
+
+    saved = {k: nipype_config.get('execution', k) for k in nipype_config._sections['execution']}
+    yield
+    for key, value in saved.items():
+        nipype_config.set('execution', key, value)

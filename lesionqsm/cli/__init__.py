@@ -47,9 +47,10 @@ def main(argv=None):
     if code:
         return code
 
-    from .run import run_participant, setup_logging
+    from .run import log_provenance, run_participant, setup_logging
 
     log_file = setup_logging(opts.output_dir, opts.analysis_level)
+    log_provenance(argv)
     LOGGER.info('lesionqsm %s level; log: %s', opts.analysis_level, log_file)
     try:
         if not opts.skip_bids_validation:
@@ -82,15 +83,19 @@ def _check_write_locations(opts):
     except (ValueError, OSError) as exc:
         print(f'lesionqsm: error: {exc}', file=sys.stderr)
         return 2
-    try:
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        probe = opts.output_dir / '.lesionqsm_write_test'
-        probe.write_text('')
-        probe.unlink()
-    except OSError as exc:
-        print(f'lesionqsm: error: cannot write to {opts.output_dir}: {exc.strerror}',
-              file=sys.stderr)
-        return 2
+    folders = [(opts.output_dir, '')]
+    if opts.analysis_level == 'participant':
+        folders.append((opts.work_dir, ' (the work directory: choose another with -w)'))
+    for folder, hint in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / '.lesionqsm_write_test'
+            probe.write_text('')
+            probe.unlink()
+        except OSError as exc:
+            print(f'lesionqsm: error: cannot write to {folder}{hint}: {exc.strerror}',
+                  file=sys.stderr)
+            return 2
     return 0
 
 
@@ -114,7 +119,11 @@ def validate_input(bids_dir):
     """Run the official BIDS validator on the input; 2 if it finds errors."""
     from ..bids.validator import run_bids_validator
 
-    result = run_bids_validator(bids_dir)
+    try:
+        result = run_bids_validator(bids_dir)
+    except RuntimeError as exc:  # the validator could not run or not read the dataset
+        LOGGER.error('BIDS validator: %s; fix it or use --skip-bids-validation', exc)
+        return 2
     if result.errors:
         for error in result.errors[:20]:
             LOGGER.error('BIDS validator: %s', error)

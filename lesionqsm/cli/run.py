@@ -25,7 +25,7 @@ def setup_logging(output_dir, level):
     handler.setFormatter(formatter)
     root.addHandler(handler)
     if not any(getattr(h, 'lesionqsm_console', False) for h in root.handlers):
-        console = logging.StreamHandler(sys.stderr)
+        console = _StderrHandler()
         console.setFormatter(_ConsoleFormatter('%(levelname)s: %(message)s'))
         console.setLevel(logging.INFO)
         console.addFilter(_quiet_nipype)
@@ -42,6 +42,25 @@ def setup_logging(output_dir, level):
     return log_file
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is when a record comes.
+
+    Holding on to the ``sys.stderr`` of the first run would break later runs in the same
+    process (an embedding program or a test that swaps the stream) with "Logging error".
+    """
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass  # always the current sys.stderr
+
+
 class _ConsoleFormatter(logging.Formatter):
     """One line per nipype record on the console; tracebacks stay in the log file."""
 
@@ -53,8 +72,36 @@ class _ConsoleFormatter(logging.Formatter):
 
 
 def _quiet_nipype(record):
-    """Console filter: nipype's records only from WARNING up; ours from INFO."""
+    """Console filter: nipype's records only from WARNING up; ours from INFO (provenance
+    records go to the log file only)."""
+    if record.name == PROVENANCE_LOGGER:
+        return False
     return not record.name.startswith('nipype') or record.levelno >= logging.WARNING
+
+
+#: Logger of the records that open every log file: the command line and the versions.
+PROVENANCE_LOGGER = 'lesionqsm.provenance'
+
+#: Distributions whose versions are recorded at the head of every log.
+RECORDED_DISTRIBUTIONS = ('lesionqsm', 'nipype', 'nibabel', 'numpy', 'scipy', 'pybids',
+                          'pandas', 'SimpleITK', 'networkx', 'matplotlib', 'jinja2')
+
+
+def log_provenance(argv):
+    """Write the command line and the software versions at the head of the log file."""
+    import importlib.metadata
+    import platform
+    import shlex
+
+    log = logging.getLogger(PROVENANCE_LOGGER)
+    log.info('command: %s', shlex.join(['lesionqsm', *map(str, argv)]))
+    versions = []
+    for name in RECORDED_DISTRIBUTIONS:
+        try:
+            versions.append(f'{name} {importlib.metadata.version(name)}')
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f'{name} not installed')
+    log.info('versions: python %s; %s', platform.python_version(), '; '.join(versions))
 
 
 def default_lesions_dir(bids_dir):

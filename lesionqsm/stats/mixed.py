@@ -78,6 +78,26 @@ class _Evaluation:
         return 2.0 * float(np.sum(np.log(np.diag(self.chol_x))))
 
 
+def _profile_fixed_effects(q, p, log_det_a):
+    """GLS fixed effects and residual sum of squares from Q = [X y]' A⁻¹ [X y].
+
+    Raises
+    ------
+    ModelError
+        A rank-deficient design, or data fitted exactly (residual sum of squares 0).
+    """
+    xtax = (q[:p, :p] + q[:p, :p].T) / 2
+    try:
+        chol = np.linalg.cholesky(xtax)
+    except np.linalg.LinAlgError as exc:
+        raise ModelError('the fixed-effect design is rank deficient') from exc
+    beta = scipy.linalg.cho_solve((chol, True), q[:p, p])
+    rss = float(q[p, p] - q[:p, p] @ beta)
+    if not rss > 0:
+        raise ModelError('the model fits the data exactly (residual sum of squares 0)')
+    return _Evaluation(log_det_a, xtax, chol, beta, rss)
+
+
 def column_rank(x):
     """Numerical rank of a design (pivoted QR of the column-scaled matrix, one BLAS thread)."""
     x = np.asarray(x, dtype=float)
@@ -222,17 +242,7 @@ class MixedProblem:
         f2, log_det2 = _factor_solve(k2, np.einsum('ba,pbm->pam', lam_p, m_hxy))
         flat = f2.reshape(-1, self.m - r)
         q -= flat.T @ flat
-        p = self.p
-        xtax = (q[:p, :p] + q[:p, :p].T) / 2
-        try:
-            chol = np.linalg.cholesky(xtax)
-        except np.linalg.LinAlgError as exc:
-            raise ModelError('the fixed-effect design is rank deficient') from exc
-        beta = scipy.linalg.cho_solve((chol, True), q[:p, p])
-        rss = float(q[p, p] - q[:p, p] @ beta)
-        if not rss > 0:
-            raise ModelError('the model fits the data exactly (residual sum of squares 0)')
-        return _Evaluation(log_det + log_det2, xtax, chol, beta, rss)
+        return _profile_fixed_effects(q, self.p, log_det + log_det2)
 
     def _intercepts(self, v_p, v_l, reml=None):
         """Random intercepts only, in variance ratios v = θ²: closed forms per lesion and patient.
@@ -254,18 +264,8 @@ class MixedProblem:
         q = self.ww[1:, 1:] - v_p * (mp.T @ a)
         if v_l != 0.0:
             q -= v_l * (s.T @ sk)
-        p = self.p
-        xtax = (q[:p, :p] + q[:p, :p].T) / 2
-        try:
-            chol = np.linalg.cholesky(xtax)
-        except np.linalg.LinAlgError as exc:
-            raise ModelError('the fixed-effect design is rank deficient') from exc
-        beta = scipy.linalg.cho_solve((chol, True), q[:p, p])
-        rss = float(q[p, p] - q[:p, p] @ beta)
-        if not rss > 0:
-            raise ModelError('the model fits the data exactly (residual sum of squares 0)')
-        ev = _Evaluation(float(np.sum(np.log(k)) + np.sum(np.log(kappa))), xtax, chol, beta,
-                         rss)
+        log_det_a = float(np.sum(np.log(k)) + np.sum(np.log(kappa)))
+        ev = _profile_fixed_effects(q, self.p, log_det_a)
         if reml is None:
             return ev, None
         nu = self.dof(reml)
@@ -274,8 +274,9 @@ class MixedProblem:
             ratio = nj / k
             ml = sk - v_p * ratio[:, None] * mp[self.owner]  # Z_l' A⁻¹ [X y]
             terms.append((ml, float(np.sum(ratio - v_p * ratio**2 / kappa[self.owner]))))
+        p, beta, rss = self.p, ev.beta, ev.rss
         grad = []
-        cov = scipy.linalg.cho_solve((chol, True), np.eye(p)) if reml else None
+        cov = scipy.linalg.cho_solve((ev.chol_x, True), np.eye(p)) if reml else None
         for m, trace in terms:
             gram = m.T @ m  # [X y]' A⁻¹ Z_k Z_k' A⁻¹ [X y]
             resid2 = gram[p, p] - 2 * beta @ gram[:p, p] + beta @ gram[:p, :p] @ beta

@@ -96,6 +96,8 @@ def test_killed_run_leaves_no_truncated_file_and_resumes(tiny_copy, tiny_ses01_r
     assert got == want
     for rel in want:
         new, old = out / 'sub-01' / rel, reference / rel
+        if rel.parts[0] == 'figures':
+            continue  # the report's pictures: checked by tests/report
         if rel.name.endswith('.nii.gz'):
             # same code, same inputs: only threaded FFT sums may differ, at float32 rounding
             np.testing.assert_allclose(nb.load(new).get_fdata(), nb.load(old).get_fdata(),

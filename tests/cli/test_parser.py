@@ -103,3 +103,53 @@ def test_help_options_lists_every_option(capsys):
     out = capsys.readouterr().out
     for name in ('lambda_ = 1000.0', 'background = ', 'csf_r2star_threshold', 'nawm_outer_mm'):
         assert name in out
+
+
+def test_unwritable_work_dir_exit_code(tmp_path, capsys):
+    """A work directory that cannot be created is named (with the -w hint) before any work."""
+    bids = tmp_path / 'bids'
+    bids.mkdir()
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    code = main([str(bids), str(tmp_path / 'out'), 'participant', '-w',
+                 str(blocker / 'work'), '--skip-bids-validation'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f'cannot write to {blocker / "work"} (the work directory' in err
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Outputs get the mode a plain open() gives (0644 under umask 022), not mkstemp's 0600,
+    so colleagues and containers running under another uid can read them."""
+    import os
+
+    from lesionqsm.bids.images import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / 'x.json', '{}')
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == 0o644
+
+
+def test_log_opens_with_command_and_versions(tmp_path, capsys):
+    """The log file starts with the command line and the versions; the console stays quiet."""
+    import logging
+
+    from lesionqsm.cli.run import log_provenance, setup_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        log_file = setup_logging(tmp_path, 'participant')
+        log_provenance(['bids', 'out dir', 'participant'])
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+    lines = log_file.read_text().splitlines()
+    assert lines[0].endswith("command: lesionqsm bids 'out dir' participant")
+    assert 'versions: python ' in lines[1] and 'nipype ' in lines[1] and 'lesionqsm ' in lines[1]
+    assert 'command:' not in capsys.readouterr().err

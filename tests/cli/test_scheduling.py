@@ -30,12 +30,7 @@ from lesionqsm.cli.resources import available_memory_gb
 DEPTH, WIDTH = 4, 3  # a chain of 4 nodes in each of 3 branches
 
 
-@pytest.fixture(autouse=True)
-def _restore_nipype_config():
-    saved = {k: nipype_config.get('execution', k) for k in nipype_config._sections['execution']}
-    yield
-    for key, value in saved.items():
-        nipype_config.set('execution', key, value)
+pytestmark = pytest.mark.usefixtures('restore_nipype_config')
 
 
 class _StepInputSpec(BaseInterfaceInputSpec):

@@ -9,12 +9,15 @@ removal × inversion pair, CSF found and not found, and 2, 3 and 5 echoes; MEDI 
 2 Gauss-Newton steps of 20 CG iterations (equality does not depend on convergence).
 """
 
+import dataclasses
+
 import nibabel as nb
 import numpy as np
 import pytest
 
 from lesionqsm.bids.visit import read_echoes
-from lesionqsm.qsm import reconstruct_session
+from lesionqsm.qsm import QSMOptions, reconstruct_session
+from lesionqsm.qsm.pipeline import STEP_OPTIONS
 from lesionqsm.synth.head_phantom import head_phantom
 from lesionqsm.workflows.session import init_session_qsm_wf
 
@@ -78,5 +81,10 @@ def test_workflow_equals_api(phantoms, tmp_path, background, inversion, ventricl
     assert metadata['Decisions']['r2star_method'] == ('arlo' if len(echoes) >= 3
                                                       else 'loglinear')
     assert metadata['Decisions']['background'] == background
+    # the sidecar records every option of every step, with the value used
+    flat = QSMOptions.from_mapping(options).as_flat_dict()
+    assert metadata['Options'] == flat
+    assert set(flat) == {f.name for klass in STEP_OPTIONS.values()
+                         for f in dataclasses.fields(klass)}
     reference_mask = np.asanyarray(nb.load(outputs['invert_dipole'].out_reference_mask).dataobj)
     np.testing.assert_array_equal(reference_mask > 0, api.csf_mask)

@@ -4,7 +4,6 @@ import os
 
 import nipype.pipeline.engine as pe
 import pytest
-from nipype import config as nipype_config
 from nipype.interfaces.utility import IdentityInterface
 
 from lesionqsm.cli.plugins import (
@@ -15,13 +14,7 @@ from lesionqsm.cli.plugins import (
     node_sbatch_args,
 )
 
-
-@pytest.fixture(autouse=True)
-def _restore_nipype_config():
-    saved = {k: nipype_config.get('execution', k) for k in nipype_config._sections['execution']}
-    yield
-    for key, value in saved.items():
-        nipype_config.set('execution', key, value)
+pytestmark = pytest.mark.usefixtures('restore_nipype_config')
 
 
 def test_node_sbatch_args_exact():
