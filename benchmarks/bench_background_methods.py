@@ -5,9 +5,9 @@ Run: ``.venv/bin/python benchmarks/bench_background_methods.py [--phantoms 3t ..
 
 Each phantom is simulated by qsm-forward (``tests/qsm/independent_phantom.py``); for every
 method of :func:`lesionqsm.qsm.background_methods.remove_background` the chain runs from the
-echoes with its own brain mask (``independent_phantom.run_chain``: the steps of
-:func:`lesionqsm.qsm.pipeline.reconstruct_session` up to the CSF region, the method, then
-MEDI+0 with the options the method hands on).  One row per method: ROI slope (nuclei and
+echoes with its own brain mask (``independent_phantom.run_chain``:
+:func:`lesionqsm.qsm.reconstruct_session` with ``background`` set to the method, everything
+else default).  One row per method: ROI slope (nuclei and
 lesions relative to WM), median / max lesion |error| and juxtacortical median (ppb), NRMSE
 over the voxels with χ and over the whole brain mask (χ = 0 where a method gave none), voxels
 and layers of the brain mask lost, seconds of background removal and of inversion.
@@ -38,10 +38,10 @@ def run_phantom(name, methods):
     ph = ip.simulate(tempfile.mkdtemp(prefix='bench_bg_'), **PHANTOMS[name])
     rows = []
     for method in methods:
-        chi, chi_mask, brain_mask, timings, bg = ip.run_chain(ph, method)
+        chi, chi_mask, brain_mask, timings, r = ip.run_chain(ph, method)
         s = ip.score(chi, chi_mask, brain_mask, ph)
         rows.append((method, s, timings['background_s'], timings['inversion_s'],
-                     int(bg.reliable_mask.sum())))
+                     int(r.reliable_mask.sum())))
     return ph, rows
 
 

@@ -24,10 +24,9 @@ import time
 import numpy as np
 import scipy.fft
 
-from lesionqsm.qsm import background_methods, csf, masking, medi, multiecho, r2star, unwrap
+from lesionqsm.qsm import csf, masking, multiecho, r2star, unwrap
 from lesionqsm.qsm.constants import GAMMA_HZ
 from lesionqsm.qsm.dipole import forward_field
-from lesionqsm.qsm.geometry import b0_direction
 from lesionqsm.qsm.pipeline import reconstruct_session
 
 FOV_MM = (240.0, 240.0, 144.0)
@@ -128,48 +127,29 @@ def fft_pair_seconds(shape, repeat=5):
 
 
 def bench_visit(shape=(256, 256, 48), n_echoes=10):
-    """Per-stage times of the whole chain on one visit: new default and previous default."""
+    """Per-stage times of the whole chain on one visit: default and previous default (PDF)."""
     echo_times = 0.004 * np.arange(1, n_echoes + 1)
     signal, affine, voxel = head(shape, echo_times=echo_times)
-    b0_dir = b0_direction(affine)
     reference = fft_pair_seconds(shape)
-    # the new default: the chain's steps up to the CSF region, then the background step and
-    # MEDI+0 with the options it hands on (a one-step PDF and TKD stand in, untimed)
-    front = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine,
-                                options={'inversion': 'tkd', 'background_max_iter': 1})
-    new = {k: v for k, v in front.timings.items()
-           if k not in ('background_s', 'inversion_s', 'total_s')}
-    start = time.perf_counter()
-    bg = background_methods.remove_background(
-        front.unwrapped_field_rad, front.brain_mask, voxel, b0_dir=b0_dir,
-        noise_std=front.noise_std, method=background_methods.DEFAULT_METHOD)
-    new['background_s'] = time.perf_counter() - start
-    start = time.perf_counter()
-    _, info = medi.medi_plus_zero(bg.local_field_rad, bg.local_mask, front.magnitude, voxel,
-                                  b0_dir=b0_dir, noise_std=front.noise_std,
-                                  csf_mask=front.csf_mask & bg.local_mask, field_strength=3.0,
-                                  delta_te=front.delta_te, **bg.medi_options)
-    new['inversion_s'] = time.perf_counter() - start
-    new['total_s'] = sum(new.values())
-    old_result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine)
+    result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine)
+    new = result.timings
+    old_result = reconstruct_session(signal, echo_times, field_strength=3.0, affine=affine,
+                                     options={'background': 'pdf'})
     old = old_result.timings
     print(f'visit {"x".join(map(str, shape))}, {n_echoes} echoes, voxel '
-          f'{"x".join(f"{v:.2f}" for v in voxel)} mm, {int(front.brain_mask.sum())} brain '
+          f'{"x".join(f"{v:.2f}" for v in voxel)} mm, {int(result.brain_mask.sum())} brain '
           f'voxels; reference: one real FFT pair of the matrix, {reference * 1e3:.0f} ms')
-    header = (f"{'stage':<16}{'new (s)':>10}{'new (FFT)':>11}{'previous (s)':>14}"
-              f"{'previous (FFT)':>16}{'previous/new':>14}")
+    header = (f"{'stage':<16}{'default (s)':>12}{'(FFT)':>8}{'pdf (s)':>10}"
+              f"{'(FFT)':>8}{'pdf/default':>13}")
     print(header)
     print('-' * len(header))
     for stage in new:
         t_new, t_old = new[stage], old.get(stage, float('nan'))
-        print(f'{stage[:-2]:<16}{t_new:>10.2f}{t_new / reference:>11.0f}{t_old:>14.2f}'
-              f'{t_old / reference:>16.0f}{t_old / t_new:>14.2f}')
-    print(f"new: {bg.info['method']}, PDF {bg.info['pdf_iterations']} CG steps on "
-          f"{bg.info['pdf_fft_shape']}, {bg.info['layers_lost']} voxel layer(s) lost; MEDI+0 "
-          f"{info['iterations']} Gauss-Newton steps, CG {info['cg_iterations']}")
-    old_bg = old_result.metadata
-    print(f'previous: PDF tolerance 1e-3 on the padded field of view, plain MEDI+0 '
-          f'({_find(old_bg, "background_info")}; MEDI CG {_find(old_bg, "cg_iterations")})')
+        print(f'{stage[:-2]:<16}{t_new:>12.2f}{t_new / reference:>8.0f}{t_old:>10.2f}'
+              f'{t_old / reference:>8.0f}{t_old / t_new:>13.2f}')
+    for name, r in (('default', result), ('pdf', old_result)):
+        print(f"{name}: background {_find(r.metadata, 'background_info')}; MEDI CG "
+              f"{_find(r.metadata, 'cg_iterations')}")
 
 
 def _find(tree, key):

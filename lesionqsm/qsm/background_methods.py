@@ -77,7 +77,7 @@ class BackgroundResult:
 
 def remove_background(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None,
                       method=DEFAULT_METHOD, max_radius_mm=EDGE_SMV_MAX_RADIUS_MM,
-                      n_spheres=EDGE_SMV_SPHERES, pdf_tol=None):
+                      n_spheres=EDGE_SMV_SPHERES, tol=None, max_iter=200):
     """Remove the background field with one of :data:`METHODS`.
 
     Parameters
@@ -100,9 +100,11 @@ def remove_background(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), no
     n_spheres : int, optional
         Number of sphere radii of the edge-aware filter (:func:`lesionqsm.qsm.vsmv.kernel_radii`;
         default :data:`EDGE_SMV_SPHERES`).
-    pdf_tol : float, optional
-        PDF's CG tolerance; default :data:`PDF_TOL_BEFORE_SMV` before an SMV step, 1e-3 for
-        ``'pdf'``.
+    tol : float, optional
+        CG tolerance of PDF or LBV; default :data:`PDF_TOL_BEFORE_SMV` before an SMV step,
+        1e-3 for ``'pdf'`` and ``'lbv'``.
+    max_iter : int, optional
+        CG iterations of PDF, at most (LBV uses at least 500).
 
     Returns
     -------
@@ -118,8 +120,9 @@ def remove_background(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), no
     mask = np.asarray(mask, dtype=bool)
     info = {'method': method}
     if method == 'lbv':
-        local, local_mask, lbv_info = background.lbv(field_rad, mask, voxel_size,
-                                                     return_mask=True, return_info=True)
+        local, local_mask, lbv_info = background.lbv(
+            field_rad, mask, voxel_size, tol=1e-3 if tol is None else tol,
+            max_iter=max(500, max_iter), return_mask=True, return_info=True)
         info.update(lbv_info)
         return BackgroundResult(local, local_mask, local_mask.copy(), {}, _counts(info, mask,
                                                                                    local_mask))
@@ -133,10 +136,11 @@ def remove_background(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), no
         return BackgroundResult(local, kept, reliable, {}, _counts(info, mask, kept))
 
     before_smv = method in ('pdf_edge_smv', 'medi_toolbox')
-    tol = pdf_tol if pdf_tol is not None else (PDF_TOL_BEFORE_SMV if before_smv else 1e-3)
+    if tol is None:
+        tol = PDF_TOL_BEFORE_SMV if before_smv else 1e-3
     local, pdf_info = background.pdf(field_rad, mask, voxel_size, b0_dir=b0_dir,
-                                     noise_std=noise_std, tol=tol, crop=before_smv,
-                                     return_info=True)
+                                     noise_std=noise_std, tol=tol, max_iter=max_iter,
+                                     crop=before_smv, return_info=True)
     info.update({'pdf_' + k: v for k, v in pdf_info.items()})
     info['pdf_tol'] = tol
     if method == 'pdf':

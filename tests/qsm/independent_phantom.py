@@ -348,14 +348,9 @@ def _quiet(func, **kwargs):
 
 
 def run_chain(ph, method=None):
-    """The chain from the echoes, with its own mask, and background ``method`` (default: the
-    default of :func:`lesionqsm.qsm.background_methods.remove_background`).
-
-    The steps up to the unwrapped field, brain mask, CSF region and noise map are those of
-    :func:`lesionqsm.qsm.pipeline.reconstruct_session` (run with a one-step PDF and TKD, whose
-    results are not used); then ``remove_background`` and MEDI+0 with the options it hands on,
-    as the chain's inversion step does (plain MEDI with the whole-brain reference when no
-    ventricular CSF was found).
+    """The chain from the echoes, with its own mask: :func:`lesionqsm.qsm.reconstruct_session`
+    with its default options, or with background ``method`` (one of
+    :data:`lesionqsm.qsm.background_methods.METHODS`).
 
     Returns
     -------
@@ -364,41 +359,16 @@ def run_chain(ph, method=None):
     chi_mask, brain_mask : bool ndarray
         Where χ is defined; the chain's brain mask.
     timings : dict
-        Seconds per step (the front steps from ``reconstruct_session``).
-    background : lesionqsm.qsm.background_methods.BackgroundResult
+        Seconds per step.
+    reconstruction : lesionqsm.qsm.pipeline.SessionReconstruction
+        Every map of the chain (``local_mask``, ``reliable_mask``, ...).
     """
-    import time
-
-    from lesionqsm.qsm import background_methods, medi
-    from lesionqsm.qsm.geometry import b0_direction, voxel_sizes
     from lesionqsm.qsm.pipeline import reconstruct_session
 
-    method = method or background_methods.DEFAULT_METHOD
-    front = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
-                                affine=ph.affine,
-                                options={'inversion': 'tkd', 'background_max_iter': 1})
-    timings = {k: v for k, v in front.timings.items()
-               if k not in ('background_s', 'inversion_s', 'total_s')}
-    voxel = voxel_sizes(ph.affine)
-    b0_dir = b0_direction(ph.affine)
-    start = time.perf_counter()
-    bg = background_methods.remove_background(
-        front.unwrapped_field_rad, front.brain_mask, voxel, b0_dir=b0_dir,
-        noise_std=front.noise_std, method=method)
-    timings['background_s'] = time.perf_counter() - start
-    start = time.perf_counter()
-    csf = None
-    if front.reference == 'ventricular_csf' and (front.csf_mask & bg.local_mask).any():
-        csf = front.csf_mask & bg.local_mask
-    solver = medi.medi_plus_zero if csf is not None else medi.medi
-    chi, info = solver(bg.local_field_rad, bg.local_mask, front.magnitude, voxel,
-                       b0_dir=b0_dir, noise_std=front.noise_std, csf_mask=csf,
-                       field_strength=ph.field_strength, delta_te=front.delta_te,
-                       **bg.medi_options)
-    timings['inversion_s'] = time.perf_counter() - start
-    timings['total_s'] = float(sum(timings.values()))
-    timings['medi_cg_iterations'] = info['cg_iterations']
-    return chi, np.asarray(info['mask'], dtype=bool), front.brain_mask, timings, bg
+    options = {} if method is None else {'background': method}
+    r = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
+                            affine=ph.affine, options=options)
+    return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
 def score(chi_est, chi_mask, brain_mask, phantom):
