@@ -371,7 +371,7 @@ def run_chain(ph, method=None):
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
-def score(chi_est, chi_mask, brain_mask, phantom):
+def score(chi_est, chi_mask, brain_mask, phantom, reliable_mask=None):
     """Accuracy figures of a χ map (ppm) against the simulator's truth.
 
     Parameters
@@ -383,6 +383,9 @@ def score(chi_est, chi_mask, brain_mask, phantom):
     brain_mask : bool ndarray
         The chain's brain mask (before any erosion by the background step).
     phantom : IndependentPhantom
+    reliable_mask : bool ndarray, optional
+        The chain's ``reliable_mask``: adds ``nrmse_reliable``, the NRMSE over its voxels ∩
+        true brain tissue.
 
     Returns
     -------
@@ -437,7 +440,13 @@ def score(chi_est, chi_mask, brain_mask, phantom):
     nrmse_brain = float(np.linalg.norm((est_full - truth)[brain]) / np.linalg.norm(truth[brain]))
     lost = brain_mask & ~chi_mask
     layers = ndi.distance_transform_cdt(brain_mask, metric='taxicab')
+    extra = {}
+    if reliable_mask is not None:
+        reliable = brain & reliable_mask & chi_mask
+        extra['nrmse_reliable'] = float(np.linalg.norm((chi_est - truth)[reliable])
+                                        / np.linalg.norm(truth[reliable]))
     return {
+        **extra,
         'slope': float(np.polyfit(x, y, 1)[0]),
         'lesion_errors': errors,
         'lesion_kinds': kinds,

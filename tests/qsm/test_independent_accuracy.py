@@ -19,8 +19,13 @@ import independent_phantom as ip  # noqa: E402
 def chain(request, tmp_path_factory):
     """(phantom, reconstruction, scores) of one phantom through the default chain."""
     ph = ip.simulate(tmp_path_factory.mktemp('phantom'), **ip.TEST_PHANTOMS[request.param])
-    chi, chi_mask, brain_mask, _, background = ip.run_chain(ph)
-    return ph, background, ip.score(chi, chi_mask, brain_mask, ph)
+    chi, chi_mask, brain_mask, _, reconstruction = ip.run_chain(ph)
+    scores = ip.score(chi, chi_mask, brain_mask, ph, reliable_mask=reconstruction.reliable_mask)
+    print(f"\n{request.param}: slope {scores['slope']:.3f}, lesion median "
+          f"{scores['median_lesion']:.2f} max {scores['max_lesion']:.2f} juxtacortical "
+          f"{scores['median_juxtacortical']:.2f} ppb, NRMSE {scores['nrmse']:.3f} (reliable "
+          f"voxels {scores['nrmse_reliable']:.3f}), layers lost {scores['layers_lost']}")
+    return ph, reconstruction, scores
 
 
 def test_phantom_has_every_lesion_kind(chain):
@@ -66,6 +71,9 @@ def test_whole_brain_nrmse(chain):
     0.58)."""
     _, _, s = chain
     assert s['nrmse'] <= 0.3
+    # over the reliable voxels (desc-reliable_mask: without the outermost kept layer, where
+    # only the 7-point mean fits): measured 0.115, 0.143 and 0.194
+    assert s['nrmse_reliable'] <= 0.25
 
 
 @pytest.mark.xfail(strict=True, reason='issue 11 targets not all reached yet: NRMSE on every '
