@@ -5,8 +5,9 @@ NIfTI files between the steps (float32, complex64 and uint8, all lossless for wh
 return).  Each case runs the session workflow on echo files written from the analytic head
 phantom and ``reconstruct_session`` on the same files read by the same reader, and requires
 the same χ to 1e-6 ppm and the same sidecar decisions.  The cases cover every background
-removal × inversion pair (the SMV-in-MEDI methods with MEDI), CSF found and not found, and 2, 3 and 5 echoes; MEDI is cut to
-2 Gauss-Newton steps of 20 CG iterations (equality does not depend on convergence).
+removal × inversion pair (the SMV-in-MEDI methods with MEDI), CSF found and not found, and
+2, 3 and 5 echoes; MEDI is cut to 2 Gauss-Newton steps of 20 CG iterations (equality does
+not depend on convergence).
 """
 
 import dataclasses
