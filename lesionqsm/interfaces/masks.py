@@ -91,7 +91,8 @@ def resample_mask(mask_img, reference_img):
     -------
     bool ndarray, shape ``reference_img.shape[:3]``
         Same grid: the mask as is.  Else trilinear interpolation of the 0/1 mask at each
-        target voxel's centre, ``>= 0.5``; outside the mask's field of view: False.
+        target voxel's centre, ``>= 0.5`` (the outer half voxel of the mask's field of view
+        takes its edge voxel's value); outside the mask's field of view: False.
     """
     data = (np.asanyarray(mask_img.dataobj) > 0)
     shape = reference_img.shape[:3]
@@ -100,9 +101,10 @@ def resample_mask(mask_img, reference_img):
     to_mask = np.linalg.inv(mask_img.affine) @ reference_img.affine
     coords = np.indices(shape, dtype=np.float64).reshape(3, -1)
     coords = to_mask[:3, :3] @ coords + to_mask[:3, 3:4]
-    values = ndimage.map_coordinates(data.astype(np.float32), coords, order=1, mode='constant',
-                                     cval=0.0)
-    return (values >= 0.5).reshape(shape)
+    # inside the mask's field of view: within half a voxel of its outer voxel centres
+    inside = np.all((coords >= -0.5) & (coords <= np.reshape(data.shape, (3, 1)) - 0.5), axis=0)
+    values = ndimage.map_coordinates(data.astype(np.float32), coords, order=1, mode='nearest')
+    return ((values >= 0.5) & inside).reshape(shape)
 
 
 def bet_interface(in_file, out_file, *, frac=BET_FRACTION):

@@ -11,7 +11,7 @@ variant             what changes
                     with the bias field of ``bias`` (as a crop of a real scan)
 ``topcut``          the whole head down to the skull base, but the top 36 mm of the brain
                     are outside the field of view
-``neck``            the whole head and 80 mm of neck (soft tissue, vertebrae, spinal canal
+``neck``            the whole head and 65 mm of neck (soft tissue, vertebrae, spinal canal
                     and cord) in the field of view
 ``smallventricles`` ventricles at 0.35 × their size (about 0.6 mL in all)
 ``noventricles``    no ventricles
@@ -78,8 +78,8 @@ VARIANTS = {v.name: v for v in (
             gre_shape=(24, 28, 16), gre_centre_mm=(0.0, -5.0, 8.0), bias=True),
     Variant('topcut', 'whole head except the top 36 mm of the brain',
             gre_shape=(56, 68, 44), gre_centre_mm=(0.0, -5.0, -31.0)),
-    Variant('neck', 'whole head and 80 mm of neck', gre_shape=(56, 68, 88),
-            gre_centre_mm=(0.0, -5.0, -36.0), neck=True),
+    Variant('neck', 'whole head and 65 mm of neck', gre_shape=(56, 68, 80),
+            gre_centre_mm=(0.0, -5.0, -38.0), neck=True),
     Variant('smallventricles', 'ventricles at 0.35 x their size', ventricle_scale=0.35),
     Variant('noventricles', 'no ventricles', ventricle_scale=0.0),
 )}
