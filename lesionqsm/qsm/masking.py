@@ -111,6 +111,36 @@ def otsu_threshold(values, *, bins=256):
 DEFAULT_THRESHOLD = 0.4
 
 
+def _wide_gaussian(volume, sigma_mm, voxel_size):
+    """Gaussian smoothing of width ``sigma_mm`` computed on blocks of at most ``sigma_mm / 5``:
+    block means, the Gaussian on the coarse grid, linear interpolation back (the blocks add
+    a blur of under a tenth of ``sigma_mm``, at ~1/64 of the cost on 1 mm voxels)."""
+    factors = [max(1, int(sigma_mm / (5.0 * v))) for v in voxel_size]
+    shape = volume.shape
+    if factors == [1, 1, 1]:
+        return ndimage.gaussian_filter(volume, [sigma_mm / v for v in voxel_size],
+                                       mode='nearest')
+    padded = np.pad(volume, [(0, (-n) % f) for n, f in zip(shape, factors, strict=True)],
+                    mode='edge')
+    coarse = padded.reshape(padded.shape[0] // factors[0], factors[0],
+                            padded.shape[1] // factors[1], factors[1],
+                            padded.shape[2] // factors[2], factors[2]).mean(axis=(1, 3, 5))
+    coarse = ndimage.gaussian_filter(
+        coarse, [sigma_mm / (v * f) for v, f in zip(voxel_size, factors, strict=True)],
+        mode='nearest')
+    # back to the fine grid, one axis at a time: fine voxel i lies at coarse coordinate
+    # (i - (f - 1) / 2) / f; linear interpolation, the edge value beyond the outer centres
+    for axis, (n, f) in enumerate(zip(shape, factors, strict=True)):
+        position = np.clip((np.arange(n) - (f - 1) / 2.0) / f, 0, coarse.shape[axis] - 1)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, coarse.shape[axis] - 1)
+        weight = (position - low).astype(np.float32).reshape(
+            [-1 if a == axis else 1 for a in range(3)])
+        coarse = (np.take(coarse, low, axis=axis) * (1 - weight)
+                  + np.take(coarse, high, axis=axis) * weight)
+    return coarse.astype(np.float32)
+
+
 def tissue_level(magnitude, voxel_size, *, sigma_mm=20.0, tissue_fraction=0.5, n_iter=3):
     """Local intensity of tissue: a smooth estimate of the receive bias field times the tissue
     signal, by normalised convolution over the voxels that look like tissue.
@@ -142,12 +172,11 @@ def tissue_level(magnitude, voxel_size, *, sigma_mm=20.0, tissue_fraction=0.5, n
         Gaussian's weight falls on tissue (air far from the head).
     """
     mag = np.asarray(magnitude, dtype=np.float32)
-    sigma = [sigma_mm / v for v in voxel_size]
     weight = (mag > 0.5 * otsu_threshold(mag)).astype(np.float32)
     level = np.zeros_like(mag)
     for _ in range(n_iter + 1):
-        support = ndimage.gaussian_filter(weight, sigma, mode='nearest')
-        smooth = ndimage.gaussian_filter(mag * weight, sigma, mode='nearest')
+        support = _wide_gaussian(weight, sigma_mm, voxel_size)
+        smooth = _wide_gaussian(mag * weight, sigma_mm, voxel_size)
         defined = support > 0.05
         level = np.where(defined, smooth / np.maximum(support, 1e-6), 0).astype(np.float32)
         weight = (defined & (mag > tissue_fraction * level)).astype(np.float32)
