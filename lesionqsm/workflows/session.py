@@ -3,6 +3,7 @@
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..interfaces.masks import BETBrainMask, UserBrainMask
 from ..interfaces.qsm import (
     BrainMask,
     CSFMask,
@@ -19,17 +20,18 @@ from ..qsm.pipeline import QSMOptions
 SESSION_OUTPUTS = [
     'magnitude', 'signal', 'echo_times', 'field', 'noise_std', 'unwrapped_field',
     'brain_mask', 'r2star', 'csf_mask', 'reference', 'reference_mask', 'local_field',
-    'local_mask', 'chi', 'chi_metadata',
+    'local_mask', 'reliable_mask', 'chi', 'chi_metadata',
 ]
 
 
 def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb=0.5,
-                        omp_nthreads=1, qsm_options=None, name='session_qsm_wf'):
+                        omp_nthreads=1, qsm_options=None, brain_mask_file=None,
+                        brain_mask_method='auto', name='session_qsm_wf'):
     """Reconstruct one visit's χ map (ppm) from its multi-echo GRE.
 
     The nodes are the steps of :func:`lesionqsm.qsm.reconstruct_session`, in the same order
     and with the same options: echoes read and scaled, brain mask, complex multi-echo fit,
-    unwrapping, R2*, CSF reference search, background removal (PDF or LBV) and the dipole
+    unwrapping, R2*, CSF reference search, background removal and the dipole
     inversion (MEDI+0 referenced to the ventricular CSF; plain MEDI referenced to the whole
     brain when no CSF is found).
 
@@ -53,6 +55,10 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         Threads for the FFT-heavy nodes.
     qsm_options : QSMOptions or dict, optional
         The chain's options (a flat dict is checked by :meth:`QSMOptions.from_mapping`).
+    brain_mask_file : str, optional
+        A brain mask on any grid (``--derivatives``), used instead of the automatic one.
+    brain_mask_method : {'auto', 'bet'}
+        Without ``brain_mask_file``: the built-in mask from the magnitude, or FSL BET.
 
     Inputs
     ------
@@ -65,7 +71,8 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
     magnitude : root-sum-of-squares magnitude (the registration target)
     field, noise_std, unwrapped_field, local_field : rad per echo spacing
     r2star : 1/s;  brain_mask, csf_mask (empty when none was found), local_mask,
-    reference_mask : binary;  reference : the reference region's name
+    reliable_mask (χ neither eroded nor extrapolated), reference_mask : binary;
+    reference : the reference region's name
     chi_metadata : dict for the Chimap sidecar
     """
     if not isinstance(qsm_options, QSMOptions):
@@ -84,7 +91,12 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
                    mem_gb=6 * mem_gb * n_echoes)
     prepare.inputs.echo_times = list(echo_times)
     prepare.inputs.phase_units = phase_units
-    brain_mask = step(BrainMask, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
+    if brain_mask_file is not None:
+        brain_mask = step(UserBrainMask, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
+        brain_mask.inputs.in_mask = str(brain_mask_file)
+    else:
+        interface = BETBrainMask if brain_mask_method == 'bet' else BrainMask
+        brain_mask = step(interface, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
     fit_echoes = pe.Node(MultiEchoFit(), name='fit_echoes', mem_gb=4 * mem_gb * n_echoes)
     unwrap = step(Unwrap, 'unwrap', qsm_options.unwrap, mem_gb=4 * mem_gb)
     r2star = step(R2Star, 'r2star', qsm_options.r2star, mem_gb=3 * mem_gb * n_echoes)
@@ -113,7 +125,10 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         (unwrap, remove_background, [('out_field', 'in_field')]),
         (brain_mask, remove_background, [('out_mask', 'in_mask')]),
         (fit_echoes, remove_background, [('out_noise_std', 'in_noise_std')]),
-        (remove_background, invert_dipole, [('out_field', 'in_field'), ('out_mask', 'in_mask')]),
+        (remove_background, invert_dipole, [('out_field', 'in_field'), ('out_mask', 'in_mask'),
+                                            ('out_reliable_mask', 'in_reliable_mask'),
+                                            ('out_smv_radius', 'in_smv_radius'),
+                                            ('inversion_smv', 'inversion_smv')]),
         (prepare, invert_dipole, [('out_magnitude', 'in_magnitude')]),
         (fit_echoes, invert_dipole, [('out_noise_std', 'in_noise_std'),
                                      ('delta_te', 'delta_te')]),
@@ -135,6 +150,7 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         (remove_background, outputnode, [('out_field', 'local_field'),
                                          ('out_mask', 'local_mask')]),
         (invert_dipole, outputnode, [('out_chi', 'chi'), ('metadata', 'chi_metadata'),
-                                     ('out_reference_mask', 'reference_mask')]),
+                                     ('out_reference_mask', 'reference_mask'),
+                                     ('out_reliable_mask', 'reliable_mask')]),
     ])  # fmt:skip
     return workflow
