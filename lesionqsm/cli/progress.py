@@ -123,11 +123,15 @@ class ProgressReporter:
     def for_workflow(cls, workflow, **kwargs):
         """A reporter whose total is the node count of ``workflow``'s execution graph.
 
-        The nodes of every nested workflow, counted without building nipype's flat graph (a
-        copy of every node: ~0.15 s per subject, which ``workflow.run`` builds again).
+        The nodes of every nested workflow but the ``IdentityInterface`` ones (nipype removes
+        them before running), counted without building nipype's flat graph (a copy of every
+        node, which ``workflow.run`` builds again).
         """
+        from nipype.interfaces.utility import IdentityInterface
+
         try:
-            total = len(workflow._get_all_nodes())
+            total = sum(not isinstance(node.interface, IdentityInterface)
+                        for node in workflow._get_all_nodes())
         except Exception:  # the count is a convenience: never stop a run for it
             total = None
         return cls(total, **kwargs)

@@ -53,7 +53,7 @@ def test_lines_count_time_and_failures():
 
 def test_cached_nodes_are_named_on_a_rerun(tmp_path):
     """A real nipype workflow run twice: every node of the second run is cached."""
-    from nipype.interfaces.utility import Function
+    from nipype.interfaces.utility import Function, IdentityInterface
     from nipype.pipeline import engine as pe
 
     def double(x):
@@ -65,7 +65,9 @@ def test_cached_nodes_are_named_on_a_rerun(tmp_path):
     first.inputs.x = 3
     second = pe.Node(Function(input_names=['x'], output_names=['y'], function=double),
                      name='ses_02_gre_to_baseline')
-    workflow.connect(first, 'y', second, 'x')
+    passing = pe.Node(IdentityInterface(fields=['x']), name='inputnode')  # nipype drops it
+    workflow.connect(first, 'y', passing, 'x')
+    workflow.connect(passing, 'x', second, 'x')
     lines = []
     for _ in range(2):
         reporter = ProgressReporter.for_workflow(workflow, logger=logging.getLogger('t.p'))
@@ -75,7 +77,7 @@ def test_cached_nodes_are_named_on_a_rerun(tmp_path):
     assert [line.split('] ')[1] for line in lines[0]] == [
         'dipole inversion', 'ses-02 GRE registration to baseline']
     assert all(line.endswith(' (cached)') for line in lines[1])
-    assert lines[1][0].startswith('[1/2 ')
+    assert lines[1][0].startswith('[1/2 ') and lines[0][-1].startswith('[2/2 ')
 
 
 @pytest.mark.parametrize('status', ['start', 'other'])
