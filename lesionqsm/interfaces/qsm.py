@@ -102,9 +102,10 @@ class PrepareEchoes(_StepInterface):
     options_class = EchoOptions
 
     def _run_interface(self, runtime):
-        signal, ref_img, warnings = read_echoes(self.inputs.mag_files, self.inputs.phase_files,
-                                                self.inputs.phase_units)
+        signal, ref_img, warnings, scalings = read_echoes(
+            self.inputs.mag_files, self.inputs.phase_files, self.inputs.phase_units)
         echoes = prepare_echoes(signal, self.inputs.echo_times, self._options())
+        echoes.decisions['phase_scaling'] = scalings
         cwd = runtime.cwd
         self._results['out_signal'] = save_like(echoes.signal, ref_img, cwd, 'signal.nii',
                                                 dtype=np.complex64)
@@ -257,7 +258,7 @@ class CSFMask(_StepInterface):
     options_class = CSFOptions
 
     def _run_interface(self, runtime):
-        r2s_img = load_image(self.inputs.in_r2star, ndim=3)
+        r2s_img = load_image(self.inputs.in_r2star, ndim=3, finite=False)  # NaN: one echo
         mask = load_mask_on_grid(self.inputs.in_mask, r2s_img, self.inputs.in_r2star)
         result = find_reference_region(r2s_img.get_fdata(dtype=np.float32), mask,
                                        _grid(r2s_img)[0], self._options())

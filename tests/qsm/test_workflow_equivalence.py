@@ -60,7 +60,7 @@ def test_workflow_equals_api(phantoms, tmp_path, background, inversion, ventricl
     echo_times = [float(TE5[i]) for i in echoes]
     options = {**FAST, 'background': background, 'inversion': inversion}
 
-    signal, reference_img, _ = read_echoes(mags, phases, 'rad')
+    signal, reference_img, _, _ = read_echoes(mags, phases, 'rad')
     api = reconstruct_session(signal, echo_times, field_strength=3.0,
                               affine=reference_img.affine, options=options)
 
