@@ -477,7 +477,7 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
                         what='(magnitude and phase of one echo) are')
 
     if check_data:
-        conventions = set()
+        conventions, messages = set(), {}
         for path in mag_files + phase_files:
             data = np.asanyarray(load_image(path, finite=False).dataobj)
             if not np.any(data):
@@ -487,7 +487,11 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
                 scaling, message = check_phase_range(data, units, path=path)
                 conventions.add(scaling.convention)
                 if message:
-                    problems.append(note(message, file=path, key='Units'))
+                    messages.setdefault(scaling.convention, []).append((path, message))
+        for found in messages.values():  # one note per convention, naming its first echo
+            path, message = found[0]
+            more = f' (and {len(found) - 1} more echoes alike)' if len(found) > 1 else ''
+            problems.append(note(message + more, file=path, key='Units'))
         if len(conventions) > 1:
             problems.append(note(f'{phase_files[0]}: the phase echoes of this visit have '
                                  f'different ranges ({", ".join(sorted(conventions))}); each '

@@ -70,6 +70,11 @@ def _on_grid(path, reference_img, reference_path):
     return img.get_fdata(dtype=np.float32)
 
 
+def _echoes(img):
+    """The echoes of a complex signal image as (X, Y, Z, E), also for one echo."""
+    return np.asanyarray(img.dataobj).reshape(img.shape[:3] + (-1,))
+
+
 def _grid(img):
     return voxel_sizes(img.affine), b0_direction(img.affine)
 
@@ -167,10 +172,10 @@ class MultiEchoFit(_StepInterface):
     output_spec = _MultiEchoFitOutputSpec
 
     def _run_interface(self, runtime):
-        signal_img = load_image(self.inputs.in_signal, ndim=4)
+        signal_img = load_image(self.inputs.in_signal, ndim=(3, 4))  # 3-D: one echo
         ref = _ref3d(signal_img)
         mask = load_mask_on_grid(self.inputs.in_mask, ref, self.inputs.in_signal)
-        fit = fit_multiecho_complex(np.asanyarray(signal_img.dataobj),
+        fit = fit_multiecho_complex(_echoes(signal_img),
                                     np.asarray(self.inputs.echo_times), mask=mask)
         cwd = runtime.cwd
         self._results['out_field'] = save_like(fit.field_rad, ref, cwd, 'field_rad.nii')
@@ -228,10 +233,10 @@ class R2Star(_StepInterface):
     options_class = R2StarOptions
 
     def _run_interface(self, runtime):
-        signal_img = load_image(self.inputs.in_signal, ndim=4)
+        signal_img = load_image(self.inputs.in_signal, ndim=(3, 4))  # 3-D: one echo
         ref = _ref3d(signal_img)
         mask = load_mask_on_grid(self.inputs.in_mask, ref, self.inputs.in_signal)
-        r2s, decisions, warnings = estimate_r2star(np.abs(np.asanyarray(signal_img.dataobj)),
+        r2s, decisions, warnings = estimate_r2star(np.abs(_echoes(signal_img)),
                                                    self.inputs.echo_times, mask,
                                                    self._options())
         self._results['out_r2star'] = save_like(r2s, ref, runtime.cwd, 'r2star.nii')
