@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 a subject (or the group model) failed; 2 bad command li
 """
 
 import logging
+import subprocess
 import sys
 
 LOGGER = logging.getLogger('lesionqsm')
@@ -116,21 +117,26 @@ def options_reference():
 
 
 def validate_input(bids_dir):
-    """Run the official BIDS validator on the input; 2 if it finds errors."""
-    from ..bids.validator import run_bids_validator
+    """Run the official BIDS validator on the input; 2 if it finds errors.
+
+    Its findings are logged one line per kind of problem (the key, how many files, the first
+    three named), never as a traceback.
+    """
+    from ..bids.validator import run_bids_validator, validator_version
 
     try:
         result = run_bids_validator(bids_dir)
-    except RuntimeError as exc:  # the validator could not run or not read the dataset
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # could not run
         LOGGER.error('BIDS validator: %s; fix it or use --skip-bids-validation', exc)
         return 2
+    name = f'BIDS validator (bids-validator-deno {validator_version()})'
     if result.errors:
-        for error in result.errors[:20]:
-            LOGGER.error('BIDS validator: %s', error)
-        LOGGER.error('%s is not valid BIDS (%d errors); fix it or use --skip-bids-validation',
-                     bids_dir, len(result.errors))
+        for line in result.findings():
+            LOGGER.error('BIDS validator: %s', line)
+        LOGGER.error('%s ran on %s: not valid BIDS (the %d kind(s) of error above); fix them '
+                     'or use --skip-bids-validation', name, bids_dir, len(result.findings()))
         return 2
-    LOGGER.info('BIDS validation passed: %s', bids_dir)
+    LOGGER.info('%s ran on %s: passed', name, bids_dir)
     return 0
 
 
