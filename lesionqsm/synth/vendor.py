@@ -137,8 +137,9 @@ def _write_scaled(path, raw, affine, slope, inter):
     bw.atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=4, mtime=0))
 
 
-def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, seed=0):
-    """Write one visit of ``bids_dir`` as ``variant``, a new subject of the same dataset.
+def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, seed=0,
+                  out_dir=None):
+    """Write one visit of ``bids_dir`` as ``variant``, a new single-visit subject.
 
     Parameters
     ----------
@@ -152,6 +153,9 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
         The new subject's label (default: the variant name without dashes).
     seed : int, optional
         Seed of the slice-wise phase offsets.
+    out_dir : str or Path, optional
+        The dataset to write into (default ``bids_dir``); given its
+        ``dataset_description.json`` from ``bids_dir`` when it has none.
 
     Returns
     -------
@@ -167,6 +171,10 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
         raise ValueError(f'unknown variant {variant!r}; choose one of {sorted(VARIANTS)}')
     spec = VARIANTS[variant]
     root = Path(bids_dir)
+    out = Path(out_dir) if out_dir is not None else root
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / 'dataset_description.json').exists():
+        shutil.copy2(root / 'dataset_description.json', out / 'dataset_description.json')
     label = label or variant.replace('-', '')
     src_dir = root / f'sub-{subject}' / f'ses-{session}' / 'anat'
     src_prefix = f'sub-{subject}_ses-{session}'
@@ -175,7 +183,7 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
     if not mags:
         raise ValueError(f'{src_dir}: no GRE echoes to copy')
     chosen = spec.echoes or tuple(range(1, len(mags) + 1))
-    out_dir = bw.anat_dir(root, label, session)
+    anat = bw.anat_dir(out, label, session)
     prefix = bw.raw_prefix(label, session)
     dtype, slope, inter, units = PHASE_STORAGE[spec.phase]
     offsets = None
@@ -203,25 +211,25 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
             timing = np.empty(n_slices)
             timing[order] = np.arange(n_slices) * (meta.get('RepetitionTime', 1.0) / n_slices)
             common.update(MRAcquisitionType='2D', SliceTiming=[round(t, 6) for t in timing])
-        stem = out_dir / f'{prefix}_echo-{number}_part-mag_MEGRE'
+        stem = anat / f'{prefix}_echo-{number}_part-mag_MEGRE'
         bw.write_nifti(f'{stem}.nii.gz', np.asanyarray(mag_img.dataobj), mag_img.affine,
                        dtype=np.int16)
         bw.write_json(f'{stem}.json', {**common, 'EchoTime': te})
-        stem = out_dir / f'{prefix}_echo-{number}_part-phase_MEGRE'
+        stem = anat / f'{prefix}_echo-{number}_part-phase_MEGRE'
         _write_scaled(f'{stem}.nii.gz', stored_phase(phase, spec.phase), mag_img.affine,
                       slope, inter)
         bw.write_json(f'{stem}.json', {**common, 'EchoTime': te,
                                        **({'Units': units} if units else {})})
-    _copy_truth(root, subject, session, label)
+    _copy_truth(root, out, subject, session, label)
     return label
 
 
-def _copy_truth(root, subject, session, label):
+def _copy_truth(root, out, subject, session, label):
     """The source visit's ground truth, renamed for the new subject (when it exists)."""
     src = root / 'derivatives' / 'groundtruth' / f'sub-{subject}' / f'ses-{session}' / 'anat'
     if not src.is_dir():
         return
-    dst = root / 'derivatives' / 'groundtruth' / f'sub-{label}' / f'ses-{session}' / 'anat'
+    dst = out / 'derivatives' / 'groundtruth' / f'sub-{label}' / f'ses-{session}' / 'anat'
     dst.mkdir(parents=True, exist_ok=True)
     for path in src.iterdir():
         shutil.copy2(path, dst / path.name.replace(f'sub-{subject}_', f'sub-{label}_', 1))
