@@ -56,7 +56,7 @@ class ValidationResult:
         -------
         list of str
             E.g. ``EchoTime missing from 6 sidecars: sub-02_ses-01_echo-2_part-mag_MEGRE.json,
-            ...``; kinds in order of first appearance.
+            ...``; kinds in order of first appearance, files sorted by path.
         """
         groups = {}
         for issue in self.errors if issues is None else issues:
@@ -95,7 +95,7 @@ def _first_sentence(text, limit=160):
 
 def _finding(code, sub_code, locations, description, named):
     """One line of :meth:`ValidationResult.findings`."""
-    files = [loc for loc in locations if loc]
+    files = sorted(loc for loc in locations if loc)
     count = len(files)
     if code == 'SIDECAR_KEY_REQUIRED' and sub_code:
         names = [_sidecar_name(f) for f in files]
