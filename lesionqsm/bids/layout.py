@@ -8,10 +8,14 @@ problem (:class:`InputError`).
 Layouts accepted besides the DESIGN.md input contract: zero-padded echo labels (``echo-01``);
 metadata inherited from top-level JSON files (pybids applies the inheritance principle); a
 magnitude-only MEGRE (the visit gets the problem ``'no phase data'`` and ``has_phase=False``);
-MEGRE magnitude without a ``part`` entity; a single-echo GRE stored as ``part-mag``/``part-phase``
+MEGRE magnitude without a ``part`` entity; a one-echo MEGRE (the single-echo chain: the visit
+gets a note saying what it lacks); a single-echo GRE stored as ``part-mag``/``part-phase``
 ``T1w`` (used only with ``allow_single_echo=True``, else the visit is refused with a clear
-message); a dataset without session folders (``session_id=None``); several runs of one image
-(the last run is used and reported).
+message); echoes whose ``echo-<index>`` disagrees with ``EchoTime`` (used in ``EchoTime`` order,
+with a note; two echoes with one echo time are refused, both files named); phase in radians or
+in any scanner convention :func:`lesionqsm.qsm.echoes.phase_scaling` recognises (each echo
+checked at discovery); a dataset without session folders (``session_id=None``); several runs of
+one image (the last run is used and reported).
 """
 
 import re
@@ -60,14 +64,15 @@ class MEGREData:
     Attributes
     ----------
     mag_files, phase_files : list of str
-        Paths sorted by echo number (``phase_files`` is empty without phase).
+        Paths in increasing echo time (``phase_files`` is empty without phase).
     echo_times : list of float
-        Echo times in s, increasing, one per echo.
+        Echo times in s, strictly increasing, one per echo.
     field_strength : float
         B0 in T.
     phase_units : {'rad', 'arbitrary'} or None
-        None without phase. ``'arbitrary'`` is rescaled to [-π, π) by the echo-gathering
-        step.
+        None without phase. ``'rad'``: declared (or found) in radians, never rescaled;
+        ``'arbitrary'``: each echo's scale is decided from its values by
+        :func:`lesionqsm.qsm.echoes.phase_scaling`, as at discovery.
     has_phase : bool
     single_echo : bool
         True for a single-echo GRE (``part-*_T1w`` or a one-echo MEGRE).
@@ -551,11 +556,14 @@ def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
         B0 in T for GRE data whose metadata has neither ``MagneticFieldStrength`` nor
         ``ImagingFrequency``.
     allow_single_echo : bool, optional
-        Accept one-echo GRE (the single-echo path); else such a visit is refused.
+        Accept a single-echo GRE stored as ``part-mag``/``part-phase`` ``T1w`` (a one-echo
+        MEGRE is always accepted).
     check_data : bool, optional
         Read every GRE image once: catches truncated files, all-zero volumes, and phase values
-        that contradict their ``Units`` (infers missing ``Units``). Costs one read of the
-        echoes; set False to check headers only (then phase ``Units`` are required).
+        that no phase convention explains (each echo by
+        :func:`lesionqsm.qsm.echoes.phase_scaling`, which also infers missing ``Units``).
+        Costs one read of the echoes; set False to check headers only (then phase ``Units``
+        are required).
     strict : bool, optional
         Raise the first visit error (default). With False, a visit whose GRE is unusable gets
         ``megre=None`` and the message in its ``errors``, and the other visits go on.
