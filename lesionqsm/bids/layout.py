@@ -336,7 +336,8 @@ def _order_echoes(echoes, phases, problems):
     phases : dict
         ``{echo number: phase path}`` (empty without phase).
     problems : list
-        Notes are appended: echoes renumbered, uneven spacing, one or two echoes.
+        Notes are appended: echoes renumbered, uneven spacing, one echo (two echoes are
+        the log-linear R2* and the two-echo fit: the sidecar says so, no note).
 
     Returns
     -------
@@ -370,11 +371,7 @@ def _order_echoes(echoes, phases, problems):
                              'echo time (no multi-echo fit), there is no R2* (the R2* map is '
                              'NaN) and the whole brain is the zero reference of chi',
                              file=first, key='echo'))
-    elif len(ordered) == 2:
-        problems.append(note(f'{first}: 2 echoes (TE {in_ms} ms): R2* by the log-linear fit, '
-                             'the field noise from the image background', file=first,
-                             key='echo'))
-    elif float(np.ptp(spacing)) > 1e-3 * float(spacing.mean()):
+    elif len(ordered) > 2 and float(np.ptp(spacing)) > 1e-3 * float(spacing.mean()):
         problems.append(note(f'{first}: uneven echo spacing (TE {in_ms} ms): the field fit '
                              'uses every echo at its own time; R2* by the log-linear fit',
                              file=first, key='EchoTime'))
@@ -443,6 +440,11 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
         echoes.append((te, number, mag))
         b0s.append((field_strength_t(meta, path=mag, override=field_strength_override), mag))
     mag_files, phase_files, echo_times = _order_echoes(echoes, phases, problems)
+    if len(mag_files) == 1 and str(meta0.get('MRAcquisitionType', '')).upper() == '2D':
+        problems.append(note(f'{mag_files[0]}: one echo of a 2-D acquisition: a phase offset '
+                             'that differs between slices cannot be told from the field (it '
+                             'takes two echoes); chi may show stripes across slices',
+                             file=mag_files[0], key='MRAcquisitionType'))
     mags = dict(zip(range(1, len(mag_files) + 1), mag_files, strict=True))
     phases = dict(zip(range(1, len(phase_files) + 1), phase_files, strict=True))
     (b0, source), _ = b0s[0]

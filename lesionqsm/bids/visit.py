@@ -73,8 +73,8 @@ def load_visit(bids_dir, subject, session=None, *, field_strength=None):
     Returns
     -------
     dict
-        ``complex_echoes``, ``echo_times`` (s), ``field_strength`` (T) and ``affine``: the
-        keyword arguments of ``reconstruct_session``.
+        ``complex_echoes``, ``echo_times`` (s), ``field_strength`` (T), ``affine`` and
+        ``phase_scaling`` (per echo): the keyword arguments of ``reconstruct_session``.
 
     Examples
     --------
@@ -92,7 +92,8 @@ def load_visit(bids_dir, subject, session=None, *, field_strength=None):
         raise ValueError(f'sub-{subject}: no visit with GRE magnitude and phase'
                          + (f' at ses-{labels[0]}' if labels else ''))
     megre = visits[0].megre
-    signal, reference_img, _, _ = read_echoes(megre.mag_files, megre.phase_files,
-                                           megre.phase_units or 'rad')
+    signal, reference_img, _, scalings = read_echoes(megre.mag_files, megre.phase_files,
+                                                     megre.phase_units or 'rad')
     return {'complex_echoes': signal, 'echo_times': list(megre.echo_times),
-            'field_strength': float(megre.field_strength), 'affine': reference_img.affine}
+            'field_strength': float(megre.field_strength), 'affine': reference_img.affine,
+            'phase_scaling': scalings}

@@ -109,8 +109,8 @@ class PrepareEchoes(_StepInterface):
     def _run_interface(self, runtime):
         signal, ref_img, warnings, scalings = read_echoes(
             self.inputs.mag_files, self.inputs.phase_files, self.inputs.phase_units)
-        echoes = prepare_echoes(signal, self.inputs.echo_times, self._options())
-        echoes.decisions['phase_scaling'] = scalings
+        echoes = prepare_echoes(signal, self.inputs.echo_times, self._options(),
+                                phase_scaling=scalings)
         cwd = runtime.cwd
         self._results['out_signal'] = save_like(echoes.signal, ref_img, cwd, 'signal.nii',
                                                 dtype=np.complex64)

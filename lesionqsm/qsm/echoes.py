@@ -230,7 +230,7 @@ def complex_echoes(magnitudes, phases_rad):
     return (magnitude * np.exp(1j * phase)).astype(np.complex64)
 
 
-def prepare_echoes(signal, echo_times, options=EchoOptions()):
+def prepare_echoes(signal, echo_times, options=EchoOptions(), *, phase_scaling=None):
     """Order the echoes by TE, apply the phase sign and divide by the magnitude scale.
 
     Parameters
@@ -240,6 +240,9 @@ def prepare_echoes(signal, echo_times, options=EchoOptions()):
     echo_times : sequence of E float
         Echo times in s (any order; duplicates are refused).
     options : EchoOptions
+    phase_scaling : sequence of E dict, optional
+        How each echo's phase was mapped to radians (:meth:`PhaseScaling.record`, in the order
+        of ``echo_times``); copied, in TE order, into the decisions.
 
     Returns
     -------
@@ -278,5 +281,11 @@ def prepare_echoes(signal, echo_times, options=EchoOptions()):
     rss /= np.float32(scale)
     decisions = {'echo_times_s': te.tolist(), 'phase_sign': int(options.phase_sign),
                  'magnitude_scale': scale}
+    if phase_scaling is not None:
+        phase_scaling = list(phase_scaling)
+        if len(phase_scaling) != te.size:
+            raise ValueError(f'{len(phase_scaling)} phase scalings were given for {te.size} '
+                             'echoes')
+        decisions['phase_scaling'] = [phase_scaling[i] for i in order]
     return PreparedEchoes(signal=signal, magnitude=rss.astype(np.float32), echo_times=te,
                           scale=scale, decisions=decisions)

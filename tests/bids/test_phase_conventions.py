@@ -128,3 +128,17 @@ def test_tiny_float_phase_fails_at_discovery(tiny_bids):
     with pytest.raises(InputError, match='far too small') as err:
         collect_subject(tiny_bids.root, '01')
     assert 'echo-1_part-phase_MEGRE.nii.gz' in str(err.value)
+
+
+def test_one_echo_of_a_2d_acquisition_is_flagged(tiny_bids):
+    """Slice-wise phase offsets cancel in a multi-echo fit (tests/cli/test_vendor_variants.py)
+    but not with one echo: the visit runs, with a note."""
+    paths = tiny_bids.megre('01', '01', n_echoes=1)
+    for path in paths['mag'] + paths['phase']:
+        write_json(path.with_name(path.name.replace('.nii.gz', '.json')),
+                   {'EchoTime': 0.004, 'MagneticFieldStrength': 3.0, 'Units': 'rad',
+                    'MRAcquisitionType': '2D'})
+    data = collect_subject(tiny_bids.root, '01')
+    assert data.sessions[0].has_qsm_input
+    assert any('one echo of a 2-D acquisition' in p and 'stripes' in p
+               for p in map(str, data.problems))
