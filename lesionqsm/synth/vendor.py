@@ -171,10 +171,6 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
         raise ValueError(f'unknown variant {variant!r}; choose one of {sorted(VARIANTS)}')
     spec = VARIANTS[variant]
     root = Path(bids_dir)
-    out = Path(out_dir) if out_dir is not None else root
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / 'dataset_description.json').exists():
-        shutil.copy2(root / 'dataset_description.json', out / 'dataset_description.json')
     label = label or variant.replace('-', '')
     src_dir = root / f'sub-{subject}' / f'ses-{session}' / 'anat'
     src_prefix = f'sub-{subject}_ses-{session}'
@@ -182,6 +178,10 @@ def write_variant(bids_dir, variant, *, subject='01', session='01', label=None, 
                   key=lambda p: int(p.name.split('_echo-')[1].split('_')[0]))
     if not mags:
         raise ValueError(f'{src_dir}: no GRE echoes to copy')
+    out = Path(out_dir) if out_dir is not None else root
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / 'dataset_description.json').exists():
+        shutil.copy2(root / 'dataset_description.json', out / 'dataset_description.json')
     chosen = spec.echoes or tuple(range(1, len(mags) + 1))
     anat = bw.anat_dir(out, label, session)
     prefix = bw.raw_prefix(label, session)
@@ -233,3 +233,32 @@ def _copy_truth(root, out, subject, session, label):
     dst.mkdir(parents=True, exist_ok=True)
     for path in src.iterdir():
         shutil.copy2(path, dst / path.name.replace(f'sub-{subject}_', f'sub-{label}_', 1))
+
+
+def main(argv=None):
+    """``python -m lesionqsm.synth.vendor BIDS_DIR VARIANT... [--out-dir DIR]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog='python -m lesionqsm.synth.vendor',
+        description='Write one visit of a synthetic cohort as scanners store it, one new '
+                    'subject per variant.')
+    parser.add_argument('bids_dir', help='a cohort written by `lesionqsm synth`')
+    parser.add_argument('variants', nargs='+', choices=sorted(VARIANTS), metavar='VARIANT',
+                        help=f'one or more of: {", ".join(VARIANTS)}')
+    parser.add_argument('--subject', default='01', help='source subject (default 01)')
+    parser.add_argument('--session', default='01', help='source session (default 01)')
+    parser.add_argument('--out-dir', help='dataset to write into (default: bids_dir)')
+    args = parser.parse_args(argv)
+    for name in args.variants:
+        try:
+            label = write_variant(args.bids_dir, name, subject=args.subject,
+                                  session=args.session, out_dir=args.out_dir)
+        except (OSError, ValueError) as exc:
+            parser.exit(2, f'{parser.prog}: error: {exc}\n')
+        print(f'{name}: sub-{label} ({VARIANTS[name].description})')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
