@@ -1,0 +1,477 @@
+"""The group level's inputs, checked: every subject's lesion table and ``participants.tsv``.
+
+Every finding is a :class:`~lesionqsm.bids.problems.Problem` naming the file, the column and
+the lines, as discovery reports them for the participant level.
+
+Decisions
+---------
+- A lesion table (``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv``, written by the
+  participant level) with any problem leaves **its subject out** of the group models, with
+  every problem listed (``KIND_SUBJECT``); the other subjects are fitted.  A table that does
+  not hold what the participant level writes has been damaged or edited by hand, and keeping
+  part of a patient (some lesions, some visits) would bias that patient's random effect
+  without anyone noticing; the run's exit code (1) and the group report say which subject to
+  fix.
+- A row of ``participants.tsv`` with a bad value in a column the model reads, a
+  ``participant_id`` listed twice, or a subject with a lesion table but no row there (when the
+  model needs patient covariates) leaves that subject out the same way.  A row that is not
+  about any subject with a lesion table is only a warning.
+- A ``participants.tsv`` that cannot be read as a whole (unreadable, empty, ragged, a
+  duplicated or missing ``participant_id`` column, a covariate column mixing numbers and text)
+  and a covariate found in no table refuse the group level (:class:`InputError`).
+- ``n/a`` is a missing value, as BIDS writes it; a missing covariate or response drops the
+  rows concerned inside the model (recorded in the summary), as before.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .labels import is_label
+from .lesions import ENHANCEMENT_VALUES, RIM_VALUES
+from .problems import KIND_NOTE, KIND_SUBJECT, InputError, Problem, note
+from .readers import read_tsv
+from .sessions import parse_acq_time
+
+__all__ = ['GroupInputs', 'LESION_TABLE_COLUMNS', 'PARTICIPANT_NUMBERS', 'find_lesion_tables',
+           'read_lesion_table', 'read_participants', 'read_group_inputs']
+
+#: Columns every participant-level lesion table has and the group level reads.
+LESION_TABLE_COLUMNS = ('participant_id', 'lesion_id', 'session_id', 'acq_time',
+                        'detected_session', 'lesion_age_years', 'rim', 'chi_rel_ppb',
+                        'volume_mm3', 'baseline_volume_mm3', 'volume_change_mm3', 'status')
+#: Largest |χ| accepted in a lesion table, ppb: 10 ppm is more than air minus tissue (9.4 ppm),
+#: so a larger value is not a tissue measurement.
+CHI_LIMIT_PPB = 1e4
+#: Largest lesion volume accepted, mm³: 2 litres, more than a whole brain.
+VOLUME_LIMIT_MM3 = 2e6
+#: Numeric lesion-table columns: (lowest, highest value, n/a allowed, integer).
+TABLE_NUMBERS = {
+    'lesion_age_years': (0.0, 100.0, False, False),
+    'chi_rel_ppb': (-CHI_LIMIT_PPB, CHI_LIMIT_PPB, True, False),
+    'chi_lesion_ppb': (-CHI_LIMIT_PPB, CHI_LIMIT_PPB, True, False),
+    'chi_nawm_ppb': (-CHI_LIMIT_PPB, CHI_LIMIT_PPB, True, False),
+    'chi_rel_roi_mean_ppb': (-CHI_LIMIT_PPB, CHI_LIMIT_PPB, True, False),
+    'volume_mm3': (0.0, VOLUME_LIMIT_MM3, True, False),
+    'baseline_volume_mm3': (0.0, VOLUME_LIMIT_MM3, True, False),
+    'volume_change_mm3': (-VOLUME_LIMIT_MM3, VOLUME_LIMIT_MM3, True, False),
+    'n_voxels': (0.0, 1e9, True, True),
+}
+#: Numeric columns of participants.tsv (DESIGN.md input contract): (lowest, highest, unit).
+PARTICIPANT_NUMBERS = {
+    'age': (0.0, 130.0, 'years'),
+    'edss': (0.0, 10.0, 'EDSS points'),
+    'disease_duration': (0.0, 130.0, 'years'),
+    'treatment_duration': (0.0, 130.0, 'years'),
+}
+#: Lesion age recomputed from acq_time may differ from the table's by this much, years: the
+#: participant level writes both from the same dates; 1e-3 y (9 h) covers acq_time written to
+#: the second or the minute and a time-zone suffix dropped by hand, and is far below the
+#: spacing of visits (months).
+AGE_TOLERANCE_YEARS = 1e-3
+#: volume_change_mm3 must equal volume_mm3 - baseline_volume_mm3 within this, mm³ (a hundredth
+#: of a 1 mm³ voxel: the three are written with at least 4 significant digits).
+VOLUME_TOLERANCE_MM3 = 1e-2
+_LINES_SHOWN = 5
+_TABLE_NAME = re.compile(r'sub-([0-9a-zA-Z]+)_lesions\.tsv')
+_PREFIXED = {'participant_id': 'sub-', 'session_id': 'ses-', 'detected_session': 'ses-'}
+
+
+@dataclass
+class GroupInputs:
+    """What the group level reads, checked.
+
+    Attributes
+    ----------
+    lesions : DataFrame
+        The rows of every usable lesion table (numbers as floats, ``n/a`` as NaN).
+    participants : DataFrame or None
+        ``participants.tsv`` without the rows of left-out subjects (None if absent).
+    tables : list of Path
+        The lesion tables used.
+    problems : list of Problem
+        Every finding; the fatal ones name the subject they leave out.
+    """
+
+    lesions: pd.DataFrame
+    participants: pd.DataFrame | None
+    tables: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+
+    @property
+    def left_out(self):
+        """Subject label -> messages of the problems that left it out, sorted by label."""
+        out = {}
+        for problem in self.problems:
+            if problem.fatal and problem.subject:
+                out.setdefault(problem.subject, []).append(problem.message)
+        return dict(sorted(out.items()))
+
+
+def find_lesion_tables(output_dir):
+    """Every ``sub-*/sub-*_lesions.tsv`` under ``output_dir``, sorted (may be empty)."""
+    return sorted(Path(output_dir).glob('sub-*/sub-*_lesions.tsv'))
+
+
+def _lines(path):
+    """File line number (1-based) of each data row, as :func:`.readers.read_tsv` skips blanks."""
+    text = Path(path).read_text(encoding='utf-8-sig')
+    return [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()][1:]
+
+
+def _where(lines, mask):
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    shown = ', '.join(str(lines[i]) for i in rows[:_LINES_SHOWN])
+    more = f' and {rows.size - _LINES_SHOWN} more' if rows.size > _LINES_SHOWN else ''
+    return f"line{'s' if rows.size > 1 else ''} {shown}{more}"
+
+
+def _values(column, mask):
+    shown = list(dict.fromkeys(str(v)[:40] for v in column[np.asarray(mask, dtype=bool)]))
+    return ', '.join(repr(v) for v in shown[:3]) + (' ...' if len(shown) > 3 else '')
+
+
+class _Findings:
+    """Problems of one file: each names the file, the column, the lines and the values.
+
+    ``subjects`` (one label or None per row) splits a finding into one problem per subject.
+    """
+
+    def __init__(self, path, table, lines, *, subject=None, subjects=None, kind=KIND_SUBJECT):
+        self.path, self.table, self.lines = Path(path), table, lines
+        self.subject, self.subjects, self.kind, self.problems = subject, subjects, kind, []
+
+    def add(self, column, mask, what, expected):
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        if self.subjects is None:
+            groups = [(self.subject, mask)]
+        else:
+            groups = [(s, mask & (self.subjects == s))
+                      for s in dict.fromkeys(self.subjects[mask])]
+        for subject, rows in groups:
+            values = f' ({_values(self.table[column], rows)})' if column in self.table else ''
+            self.problems.append(Problem(
+                kind=self.kind, message=f'{self.path}: {column} on {_where(self.lines, rows)} '
+                f'{what}{values}; expected {expected}', file=str(self.path), subject=subject,
+                key=column, expected=expected))
+
+    def whole(self, message, key=None, expected=None):
+        self.problems.append(Problem(kind=self.kind, message=f'{self.path}: {message}',
+                                     file=str(self.path), subject=self.subject, key=key,
+                                     expected=expected))
+
+
+def _header_cells(path):
+    text = Path(path).read_text(encoding='utf-8-sig')
+    first = next((line for line in text.splitlines() if line.strip()), '')
+    return first.split('\t')
+
+
+def _duplicate_columns(path):
+    cells = _header_cells(path)
+    return sorted({c for c in cells if cells.count(c) > 1})
+
+
+def _numbers(found, name, low, high, *, missing_ok, integer=False, unit=''):
+    """The column as floats (NaN for n/a); every bad cell is a finding."""
+    text = found.table[name].astype(str).str.strip()
+    missing = (text == 'n/a').to_numpy()
+    values = pd.to_numeric(text.where(~missing), errors='coerce').to_numpy(dtype=float)
+    not_number = ~missing & np.isnan(values)
+    unit = f' {unit}' if unit else ''
+    expected = f'a number from {low:g} to {high:g}{unit}' + (' or n/a' if missing_ok else '')
+    if not missing_ok:
+        found.add(name, missing, 'is n/a', expected)
+    found.add(name, not_number, 'is not a number', expected)
+    finite = np.isfinite(values)
+    found.add(name, ~missing & ~not_number & ~finite, 'is not finite', expected)
+    with np.errstate(invalid='ignore'):
+        outside = finite & ((values < low) | (values > high))
+    found.add(name, outside, f'lies outside {low:g} to {high:g}{unit}', expected)
+    if integer:
+        found.add(name, finite & ~outside & (values != np.round(values)), 'is not an integer',
+                  'a whole number' + (' or n/a' if missing_ok else ''))
+    return np.where(missing | ~finite, np.nan, values)
+
+
+def _labels(found, name, prefix):
+    text = found.table[name].astype(str)
+    bare = text.str.removeprefix(prefix) if prefix else text
+    ok = text.str.startswith(prefix).to_numpy() & bare.map(is_label).to_numpy()
+    found.add(name, ~ok, 'is not a BIDS label', f'{prefix}<letters and digits>')
+    return ok
+
+
+def _check_lesions(found, ages):
+    """Cross-row rules: one rim and detection visit per lesion, its detection row at age 0,
+    and ages that agree with the visit dates."""
+    table, key = found.table, found.table['lesion_id'].astype(str)
+    for column in ('rim', 'detected_session'):
+        varies = table.groupby(key)[column].transform('nunique').to_numpy() > 1
+        found.add(column, varies, 'differs between the rows of one lesion',
+                  f'one {column} per lesion_id')
+    detection = (table['session_id'] == table['detected_session']).to_numpy()
+    has_detection = pd.Series(detection).groupby(key.to_numpy()).transform('any').to_numpy()
+    found.add('detected_session', ~has_detection,
+              "names a visit that has no row for that lesion", 'the detection visit among '
+              "the lesion's rows (at lesion age 0)")
+    found.add('lesion_age_years', detection & (np.abs(ages) > AGE_TOLERANCE_YEARS),
+              'is not 0 at the detection visit', '0 on the row of the detection visit')
+    times = []
+    for value in table['acq_time']:
+        try:
+            times.append(parse_acq_time(value))
+        except ValueError:
+            times.append(None)
+    bad_time = np.array([t is None for t in times])
+    found.add('acq_time', bad_time, 'is not an ISO 8601 date-time', 'YYYY-MM-DDThh:mm:ss')
+    if bad_time.any() or not has_detection.all():
+        return
+    seconds = np.array([(t - datetime(1970, 1, 1)).total_seconds() for t in times])
+    first = pd.Series(np.where(detection, seconds, np.nan)).groupby(key.to_numpy()).transform(
+        'min').to_numpy()
+    recomputed = (seconds - first) / 86400.0 / 365.25
+    found.add('lesion_age_years', np.abs(recomputed - ages) > AGE_TOLERANCE_YEARS,
+              'disagrees with acq_time minus the detection visit\'s acq_time',
+              '(acq_time - detection acq_time) / 365.25 days')
+
+
+def read_lesion_table(path):
+    """Read and check one subject's lesion table (participant-level schema).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv``.
+
+    Returns
+    -------
+    table : DataFrame or None
+        The rows, numeric columns as floats (n/a as NaN), other columns as text; None when
+        the table has problems.
+    problems : list of Problem
+        Each names the file and, for a value, the column, lines and values
+        (``KIND_SUBJECT``: the subject is left out of the group models).
+    """
+    path = Path(path)
+    match = _TABLE_NAME.fullmatch(path.name)
+    subject = match.group(1) if match else None
+    found = _Findings(path, pd.DataFrame(), [], subject=subject)
+    if subject is None or path.parent.name != f'sub-{subject}':
+        found.whole(f'a lesion table must be sub-<label>/sub-<label>_lesions.tsv (found in '
+                    f'{path.parent.name}/)', expected='sub-<label>/sub-<label>_lesions.tsv')
+        return None, found.problems
+    try:
+        table = read_tsv(path, kind=KIND_SUBJECT)
+        lines = _lines(path)
+    except InputError as exc:
+        return None, [exc.problem.located(subject=subject)]
+    found.table, found.lines = table, lines
+    twice = _duplicate_columns(path)
+    if twice:
+        found.whole(f'column(s) {", ".join(twice)} appear more than once in the header',
+                    key=twice[0], expected='each column once')
+    missing = [c for c in LESION_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        found.whole(f'missing column(s) {", ".join(missing)} (a lesion table of the '
+                    f'participant level has {", ".join(LESION_TABLE_COLUMNS)})',
+                    key=missing[0], expected=', '.join(LESION_TABLE_COLUMNS))
+    if table.empty:
+        found.whole('holds no rows (the participant level writes one row per lesion and visit)',
+                    expected='one row per lesion and visit')
+    if found.problems:
+        return None, found.problems
+    found.add('participant_id', (table['participant_id'] != f'sub-{subject}').to_numpy(),
+              'is not the subject of the file', f'sub-{subject}')
+    _labels(found, 'lesion_id', '')
+    for name in ('session_id', 'detected_session'):
+        _labels(found, name, 'ses-')
+    found.add('rim', ~table['rim'].isin(RIM_VALUES).to_numpy(), 'is not a rim group',
+              ' or '.join(RIM_VALUES))
+    if 'enhancement' in table.columns:
+        found.add('enhancement', ~table['enhancement'].isin(ENHANCEMENT_VALUES).to_numpy(),
+                  'is not an enhancement pattern', ' or '.join(ENHANCEMENT_VALUES))
+    found.add('status', (table['status'].str.strip() == '').to_numpy(), 'is empty',
+              "'ok' or the reason a value is missing")
+    numbers = {}
+    for name, (low, high, missing_ok, integer) in TABLE_NUMBERS.items():
+        if name in table.columns:
+            numbers[name] = _numbers(found, name, low, high, missing_ok=missing_ok,
+                                     integer=integer)
+    twice = table.duplicated(['lesion_id', 'session_id'], keep=False).to_numpy()
+    found.add('session_id', twice, 'repeats a lesion_id and session_id pair',
+              'one row per lesion and visit')
+    change = numbers['volume_mm3'] - numbers['baseline_volume_mm3']
+    with np.errstate(invalid='ignore'):
+        found.add('volume_change_mm3',
+                  np.abs(change - numbers['volume_change_mm3']) > VOLUME_TOLERANCE_MM3,
+                  'is not volume_mm3 - baseline_volume_mm3', 'volume_mm3 - baseline_volume_mm3')
+    if not found.problems:
+        _check_lesions(found, numbers['lesion_age_years'])
+    if found.problems:
+        return None, found.problems
+    out = table.copy()
+    for name, values in numbers.items():
+        out[name] = values
+    for name in out.columns.difference(list(numbers)):
+        out[name] = out[name].where(out[name] != 'n/a', np.nan)
+    return out, []
+
+
+def read_participants(path, columns=(), *, categorical=()):
+    """Read and check ``participants.tsv``: its ids and the covariate columns the model reads.
+
+    Parameters
+    ----------
+    path : str or Path
+        The table.
+    columns : sequence of str
+        Covariate columns read from it (their absence is the caller's finding).
+    categorical : sequence of str
+        Columns declared categorical (any text accepted).
+
+    Returns
+    -------
+    table : DataFrame
+        Every row; the numeric columns of :data:`PARTICIPANT_NUMBERS` that are read as
+        numbers are floats (n/a and bad values as NaN), the others text (n/a as NaN).
+    problems : list of Problem
+        Row findings, each naming the file, the column, the lines and the subject
+        (``KIND_SUBJECT``; subject None for a row whose participant_id is not a label).
+
+    Raises
+    ------
+    InputError
+        The file cannot be used at all: unreadable, empty, ragged, without a
+        ``participant_id`` column, a column named twice, or a covariate column mixing numbers
+        and text without being declared categorical.
+    """
+    path = Path(path)
+    table = read_tsv(path, kind=KIND_SUBJECT)
+    twice = _duplicate_columns(path)
+    if twice:
+        raise InputError(f'{path}: column(s) {", ".join(twice)} appear more than once in the '
+                         'header', kind=KIND_SUBJECT, file=path, key=twice[0],
+                         expected='each column once')
+    if 'participant_id' not in table.columns:
+        raise InputError(f"{path}: no 'participant_id' column (columns: "
+                         f'{", ".join(map(str, table.columns))})', kind=KIND_SUBJECT, file=path,
+                         key='participant_id', expected='participant_id as first column')
+    ids = table['participant_id'].astype(str).str.strip()
+    labels = ids.str.removeprefix('sub-')
+    subjects = np.where(ids.str.startswith('sub-') & labels.map(is_label), labels, None)
+    found = _Findings(path, table, _lines(path), subjects=subjects)
+    found.add('participant_id', pd.isna(subjects), 'is not sub-<label>',
+              'sub-<letters and digits>')
+    found.add('participant_id', ids.duplicated(keep=False).to_numpy() & ~pd.isna(subjects),
+              'lists a participant more than once', 'one row per participant')
+    out = table.copy()
+    for name in columns:
+        if name not in table.columns or name == 'participant_id':
+            continue
+        text = table[name].astype(str).str.strip()
+        if name in PARTICIPANT_NUMBERS and name not in categorical:
+            low, high, unit = PARTICIPANT_NUMBERS[name]
+            out[name] = _numbers(found, name, low, high, missing_ok=True, unit=unit)
+            continue
+        number = pd.to_numeric(text.where(text != 'n/a'), errors='coerce').to_numpy(dtype=float)
+        present = (text != 'n/a').to_numpy() & (text != '').to_numpy()
+        is_number = np.isfinite(number)
+        if name not in categorical and is_number[present].any() and \
+                not is_number[present].all():
+            text_values = _values(table[name], present & ~is_number)
+            raise InputError(f'{path}: covariate column {name!r} holds numbers and text '
+                             f'({text_values}); correct them, write n/a for a missing value, '
+                             f'or declare {name!r} in group.categorical', kind=KIND_SUBJECT,
+                             file=path, key=name, expected='numbers or n/a, or only labels')
+        out[name] = table[name].where(present, np.nan)
+    out['participant_id'] = ids
+    return out, found.problems
+
+
+def _participants(path, lesion_columns, needed, categorical, subjects):
+    """participants.tsv read for the subjects with lesion tables (None if not needed)."""
+    from_participants = [c for c in needed if c not in lesion_columns]
+    if not path.is_file():
+        if from_participants:
+            raise InputError(f'{path} not found; it is needed for the covariate(s) '
+                             f'{", ".join(from_participants)}', kind=KIND_SUBJECT, file=path)
+        return None, []
+    table, problems = read_participants(path, needed, categorical=categorical)
+    unknown = [c for c in from_participants if c not in table.columns]
+    if unknown:
+        raise InputError(f'covariate column(s) {", ".join(unknown)} found in neither the lesion '
+                         f'tables nor {path} (its columns: {", ".join(table.columns)}); '
+                         'correct group.covariates or add the column', kind=KIND_SUBJECT,
+                         file=path, key='group.covariates', expected='an existing column')
+    listed = set(table['participant_id'])
+    if from_participants:
+        for subject in subjects:
+            if f'sub-{subject}' not in listed:
+                problems.append(Problem(
+                    kind=KIND_SUBJECT, message=f'{path}: no row for sub-{subject}, whose '
+                    f'covariates ({", ".join(from_participants)}) the model needs',
+                    file=str(path), subject=subject, key='participant_id',
+                    expected=f'a row for sub-{subject}'))
+    # a bad row of a participant without a lesion table costs nothing: a warning
+    problems = [p if p.subject in subjects else
+                note(p.message, file=p.file, key=p.key, subject=p.subject) for p in problems]
+    return table, problems
+
+
+def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorical=()):
+    """Every lesion table of ``output_dir`` and ``participants.tsv``, checked.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        Participant-level derivatives (``sub-*/sub-*_lesions.tsv``).
+    participants_tsv : str or Path
+        The raw dataset's ``participants.tsv`` (may be absent when no covariate needs it).
+    covariates : sequence of str
+        Covariate *columns* of the models (lesion-table or participants.tsv columns).
+    categorical : sequence of str
+        Columns declared categorical.
+
+    Returns
+    -------
+    GroupInputs
+        The usable rows; a subject with a problem is left out (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        participants.tsv unusable as a whole or needed but absent, a covariate found in no
+        table, or no usable lesion table left.
+    """
+    tables, frames, problems = [], {}, []
+    for path in find_lesion_tables(output_dir):
+        table, found = read_lesion_table(path)
+        problems += found
+        if table is not None:
+            frames[path.parent.name.removeprefix('sub-')] = table
+            tables.append(path)
+    lesion_columns = set().union(*(t.columns for t in frames.values())) if frames else set()
+    participants, found = _participants(Path(participants_tsv), lesion_columns,
+                                        list(covariates), list(categorical), list(frames))
+    problems += found
+    left_out = {p.subject for p in problems if p.fatal and p.subject}
+    used = [s for s in frames if s not in left_out]
+    if not used:
+        detail = '; '.join(p.message for p in problems if p.kind != KIND_NOTE)
+        raise InputError(f'{output_dir}: no usable lesion table' + (f': {detail}' if detail
+                                                                     else ''),
+                         kind=KIND_SUBJECT, file=output_dir)
+    lesions = pd.concat([frames[s] for s in used], ignore_index=True)
+    if participants is not None:
+        keep = ~participants['participant_id'].isin([f'sub-{s}' for s in left_out])
+        participants = participants[keep].reset_index(drop=True)
+    return GroupInputs(lesions=lesions, participants=participants,
+                       tables=[t for t in tables if t.parent.name.removeprefix('sub-') in used],
+                       problems=problems)
