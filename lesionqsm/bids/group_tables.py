@@ -76,6 +76,8 @@ AGE_TOLERANCE_YEARS = 1e-3
 #: volume_change_mm3 must equal volume_mm3 - baseline_volume_mm3 within this, mm³ (a hundredth
 #: of a 1 mm³ voxel: the three are written with at least 4 significant digits).
 VOLUME_TOLERANCE_MM3 = 1e-2
+#: Every column a participant-level lesion table may hold (LESION_TABLE_COLUMNS are required).
+SCHEMA_COLUMNS = frozenset(LESION_TABLE_COLUMNS) | frozenset(TABLE_NUMBERS) | {'enhancement'}
 _LINES_SHOWN = 5
 _TABLE_NAME = re.compile(r'sub-([0-9a-zA-Z]+)_lesions\.tsv')
 _PREFIXED = {'participant_id': 'sub-', 'session_id': 'ses-', 'detected_session': 'ses-'}
@@ -178,11 +180,27 @@ def _duplicate_columns(path):
     return sorted({c for c in cells if cells.count(c) > 1})
 
 
+def _float(text):
+    """A cell as a float; NaN for anything that is not a decimal number (Python's own
+    spellings with underscores included)."""
+    if '_' in text:
+        return np.nan
+    try:
+        value = float(text)
+    except ValueError:
+        return np.nan
+    return value if not np.isnan(value) else np.nan
+
+
+def _cells(found, name):
+    return [str(v).strip() for v in found.table[name].tolist()]
+
+
 def _numbers(found, name, low, high, *, missing_ok, integer=False, unit=''):
     """The column as floats (NaN for n/a); every bad cell is a finding."""
-    text = found.table[name].astype(str).str.strip()
-    missing = (text == 'n/a').to_numpy()
-    values = pd.to_numeric(text.where(~missing), errors='coerce').to_numpy(dtype=float)
+    text = _cells(found, name)
+    missing = np.array([t == 'n/a' for t in text], dtype=bool)
+    values = np.array([_float(t) for t in text], dtype=float)
     not_number = ~missing & np.isnan(values)
     unit = f' {unit}' if unit else ''
     expected = f'a number from {low:g} to {high:g}{unit}' + (' or n/a' if missing_ok else '')
@@ -201,42 +219,52 @@ def _numbers(found, name, low, high, *, missing_ok, integer=False, unit=''):
 
 
 def _labels(found, name, prefix):
-    text = found.table[name].astype(str)
-    bare = text.str.removeprefix(prefix) if prefix else text
-    ok = text.str.startswith(prefix).to_numpy() & bare.map(is_label).to_numpy()
+    ok = np.array([t.startswith(prefix) and is_label(t[len(prefix):])
+                   for t in map(str, found.table[name].tolist())], dtype=bool)
     found.add(name, ~ok, 'is not a BIDS label', f'{prefix}<letters and digits>')
     return ok
+
+
+def _by_lesion(keys, values):
+    """Lesion id -> list of the row values."""
+    groups = {}
+    for key, value in zip(keys, values, strict=True):
+        groups.setdefault(key, []).append(value)
+    return groups
 
 
 def _check_lesions(found, ages):
     """Cross-row rules: one rim and detection visit per lesion, its detection row at age 0,
     and ages that agree with the visit dates."""
-    table, key = found.table, found.table['lesion_id'].astype(str)
+    table = found.table
+    keys = [str(k) for k in table['lesion_id'].tolist()]
     for column in ('rim', 'detected_session'):
-        varies = table.groupby(key)[column].transform('nunique').to_numpy() > 1
-        found.add(column, varies, 'differs between the rows of one lesion',
-                  f'one {column} per lesion_id')
+        values = table[column].tolist()
+        kinds = {k: len(set(v)) for k, v in _by_lesion(keys, values).items()}
+        found.add(column, [kinds[k] > 1 for k in keys], 'differs between the rows of one '
+                  'lesion', f'one {column} per lesion_id')
     detection = (table['session_id'] == table['detected_session']).to_numpy()
-    has_detection = pd.Series(detection).groupby(key.to_numpy()).transform('any').to_numpy()
+    detected = {k: any(v) for k, v in _by_lesion(keys, detection).items()}
+    has_detection = np.array([detected[k] for k in keys], dtype=bool)
     found.add('detected_session', ~has_detection,
               "names a visit that has no row for that lesion", 'the detection visit among '
               "the lesion's rows (at lesion age 0)")
     found.add('lesion_age_years', detection & (np.abs(ages) > AGE_TOLERANCE_YEARS),
               'is not 0 at the detection visit', '0 on the row of the detection visit')
     times = []
-    for value in table['acq_time']:
+    for value in table['acq_time'].tolist():
         try:
             times.append(parse_acq_time(value))
         except ValueError:
             times.append(None)
-    bad_time = np.array([t is None for t in times])
+    bad_time = np.array([t is None for t in times], dtype=bool)
     found.add('acq_time', bad_time, 'is not an ISO 8601 date-time', 'YYYY-MM-DDThh:mm:ss')
     if bad_time.any() or not has_detection.all():
         return
     seconds = np.array([(t - datetime(1970, 1, 1)).total_seconds() for t in times])
-    first = pd.Series(np.where(detection, seconds, np.nan)).groupby(key.to_numpy()).transform(
-        'min').to_numpy()
-    recomputed = (seconds - first) / 86400.0 / 365.25
+    first = {k: min(v) for k, v in _by_lesion(
+        [k for k, d in zip(keys, detection, strict=True) if d], seconds[detection]).items()}
+    recomputed = (seconds - np.array([first[k] for k in keys])) / 86400.0 / 365.25
     found.add('lesion_age_years', np.abs(recomputed - ages) > AGE_TOLERANCE_YEARS,
               'disagrees with acq_time minus the detection visit\'s acq_time',
               '(acq_time - detection acq_time) / 365.25 days')
@@ -293,10 +321,10 @@ def read_lesion_table(path):
     for name in ('session_id', 'detected_session'):
         _labels(found, name, 'ses-')
     found.add('rim', ~table['rim'].isin(RIM_VALUES).to_numpy(), 'is not a rim group',
-              ' or '.join(RIM_VALUES))
+              'one of ' + ', '.join(RIM_VALUES))
     if 'enhancement' in table.columns:
         found.add('enhancement', ~table['enhancement'].isin(ENHANCEMENT_VALUES).to_numpy(),
-                  'is not an enhancement pattern', ' or '.join(ENHANCEMENT_VALUES))
+                  'is not an enhancement pattern', 'one of ' + ', '.join(ENHANCEMENT_VALUES))
     found.add('status', (table['status'].str.strip() == '').to_numpy(), 'is empty',
               "'ok' or the reason a value is missing")
     numbers = {}
@@ -395,34 +423,57 @@ def read_participants(path, columns=(), *, categorical=()):
     return out, found.problems
 
 
-def _participants(path, lesion_columns, needed, categorical, subjects):
-    """participants.tsv read for the subjects with lesion tables (None if not needed)."""
-    from_participants = [c for c in needed if c not in lesion_columns]
-    if not path.is_file():
-        if from_participants:
-            raise InputError(f'{path} not found; it is needed for the covariate(s) '
-                             f'{", ".join(from_participants)}', kind=KIND_SUBJECT, file=path)
-        return None, []
-    table, problems = read_participants(path, needed, categorical=categorical)
-    unknown = [c for c in from_participants if c not in table.columns]
-    if unknown:
-        raise InputError(f'covariate column(s) {", ".join(unknown)} found in neither the lesion '
-                         f'tables nor {path} (its columns: {", ".join(table.columns)}); '
-                         'correct group.covariates or add the column', kind=KIND_SUBJECT,
-                         file=path, key='group.covariates', expected='an existing column')
+def _table_problem(path, message, key, expected):
+    subject = Path(path).parent.name.removeprefix('sub-')
+    return Problem(kind=KIND_SUBJECT, message=f'{path}: {message}', file=str(path),
+                   subject=subject, key=key, expected=expected)
+
+
+def _covariate_columns(frames, tables, covariates, participant_columns, participants_tsv):
+    """Keep, in each lesion table, the schema and the covariates it must give; the rest is
+    dropped.  A covariate outside the schema comes from participants.tsv if it has the column
+    (a lesion table with the same column is ambiguous), else from every lesion table."""
+    extra = [c for c in covariates if c not in SCHEMA_COLUMNS]
+    from_tables = [c for c in extra if c not in participant_columns]
+    absent = [c for c in from_tables if not any(c in f.columns for f in frames.values())]
+    if absent:
+        raise InputError(f'covariate column(s) {", ".join(absent)} found in neither the lesion '
+                         f'tables nor {participants_tsv}'
+                         + (f' (its columns: {", ".join(sorted(participant_columns))})'
+                            if participant_columns else ' (absent)')
+                         + '; correct group.covariates or add the column', kind=KIND_SUBJECT,
+                         file=participants_tsv, key='group.covariates',
+                         expected='an existing column')
+    problems = []
+    for subject, frame in list(frames.items()):
+        path = tables[subject]
+        for column in sorted(set(frame.columns) & participant_columns - SCHEMA_COLUMNS):
+            problems.append(_table_problem(
+                path, f'column {column} is also a column of {participants_tsv}; the model '
+                'cannot tell which to use', column, f'{column} in one of the two files only'))
+        for column in from_tables:
+            if column not in frame.columns:
+                problems.append(_table_problem(
+                    path, f'missing column {column}, a covariate of the model (other lesion '
+                    'tables have it)', column, f'a column {column}'))
+        keep = [c for c in frame.columns if c in SCHEMA_COLUMNS or c in from_tables]
+        frames[subject] = frame[keep]
+    return problems
+
+
+def _participant_rows(path, table, needed, subjects):
+    """A subject with a lesion table needs a row when the model reads patient covariates;
+    a bad row of a subject without a lesion table is only a warning."""
+    problems = []
     listed = set(table['participant_id'])
-    if from_participants:
+    if needed:
         for subject in subjects:
             if f'sub-{subject}' not in listed:
                 problems.append(Problem(
                     kind=KIND_SUBJECT, message=f'{path}: no row for sub-{subject}, whose '
-                    f'covariates ({", ".join(from_participants)}) the model needs',
-                    file=str(path), subject=subject, key='participant_id',
-                    expected=f'a row for sub-{subject}'))
-    # a bad row of a participant without a lesion table costs nothing: a warning
-    problems = [p if p.subject in subjects else
-                note(p.message, file=p.file, key=p.key, subject=p.subject) for p in problems]
-    return table, problems
+                    f'covariates ({", ".join(needed)}) the model needs', file=str(path),
+                    subject=subject, key='participant_id', expected=f'a row for sub-{subject}'))
+    return problems
 
 
 def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorical=()):
@@ -443,6 +494,8 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
     -------
     GroupInputs
         The usable rows; a subject with a problem is left out (see the module docstring).
+        Lesion-table columns that are neither the participant level's nor a covariate are
+        dropped.
 
     Raises
     ------
@@ -450,17 +503,29 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
         participants.tsv unusable as a whole or needed but absent, a covariate found in no
         table, or no usable lesion table left.
     """
-    tables, frames, problems = [], {}, []
+    participants_tsv = Path(participants_tsv)
+    tables, frames, problems = {}, {}, []
     for path in find_lesion_tables(output_dir):
         table, found = read_lesion_table(path)
         problems += found
         if table is not None:
-            frames[path.parent.name.removeprefix('sub-')] = table
-            tables.append(path)
-    lesion_columns = set().union(*(t.columns for t in frames.values())) if frames else set()
-    participants, found = _participants(Path(participants_tsv), lesion_columns,
-                                        list(covariates), list(categorical), list(frames))
-    problems += found
+            subject = path.parent.name.removeprefix('sub-')
+            frames[subject], tables[subject] = table, path
+    participants = None
+    extra = [c for c in covariates if c not in SCHEMA_COLUMNS]
+    if participants_tsv.is_file():
+        participants, found = read_participants(participants_tsv, extra,
+                                                categorical=categorical)
+        problems += found
+    columns = set() if participants is None else set(participants.columns) - {'participant_id'}
+    problems += _covariate_columns(frames, tables, covariates, columns, participants_tsv)
+    needed = [c for c in extra if c in columns]
+    if participants is not None:
+        problems += _participant_rows(participants_tsv, participants, needed, list(frames))
+    # a bad row of a participant without a lesion table costs nothing: a warning
+    problems = [p if p.subject in frames or p.file != str(participants_tsv) or not p.fatal
+                else note(p.message, file=p.file, key=p.key, subject=p.subject)
+                for p in problems]
     left_out = {p.subject for p in problems if p.fatal and p.subject}
     used = [s for s in frames if s not in left_out]
     if not used:
@@ -473,5 +538,4 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
         keep = ~participants['participant_id'].isin([f'sub-{s}' for s in left_out])
         participants = participants[keep].reset_index(drop=True)
     return GroupInputs(lesions=lesions, participants=participants,
-                       tables=[t for t in tables if t.parent.name.removeprefix('sub-') in used],
-                       problems=problems)
+                       tables=[tables[s] for s in used], problems=problems)

@@ -216,9 +216,16 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
             LOGGER.warning('%s', problem.message)
     lesions, participants, tables = inputs.lesions, inputs.participants, inputs.tables
     kwargs = opts.model_kwargs()
-    chi = fit_growth_curve(lesions, participants, degree=opts.degree,
-                           covariates=opts.covariates, categorical=opts.categorical,
-                           random_slopes=opts.random_slopes, **kwargs)
+    try:
+        chi = fit_growth_curve(lesions, participants, degree=opts.degree,
+                               covariates=opts.covariates, categorical=opts.categorical,
+                               random_slopes=opts.random_slopes, **kwargs)
+    except ModelError as exc:
+        if not inputs.left_out:
+            raise
+        raise ModelError(f'{exc} ({len(inputs.left_out)} subject(s) left out for problems in '
+                         f'their input files: '
+                         f'{", ".join("sub-" + s for s in inputs.left_out)})') from exc
     lrt = likelihood_ratio_tests(chi)
     written, errors = {}, {}
     stem = out_dir / 'group_desc-chi'

@@ -32,6 +32,9 @@ MODELS = (
     ('volume_model', 'volume', 'Lesion volume', 'mm³'),
 )
 _RIM = {'positive': 'rim+', 'negative': 'rim−'}
+#: Provenance rows of the About section: summary key, row name.
+PROVENANCE = (('lesionqsm_version', 'lesionqsm version'), ('command', 'Command line'),
+              ('algorithm_version', 'Group-level algorithm version'))
 
 
 @dataclass
@@ -315,8 +318,10 @@ def write_group_report(output_dir):
                   for name in summary.get('optimum_not_verified') or []]
     log_file, records, _ = read_run_log(output_dir, 'group')
     figures = _group_figures(output_dir, group_dir) + _observed_figures(output_dir, group_dir)
-    provenance = [(k, str(summary[k])) for k in ('lesionqsm_version', 'version', 'command',
-                                                  'algorithm_version') if k in summary]
+    provenance = [(name, str(summary[key])) for key, name in PROVENANCE
+                  if summary.get(key) is not None]
+    left_out = [(f'sub-{subject}', messages)
+                for subject, messages in (summary.get('subjects_left_out') or {}).items()]
     html_text = render(
         'group.html', models=models, figures=figures, results=summary.get('results') or [],
         errors=errors, warnings=unverified + [r.message.splitlines()[0] for r in records
@@ -324,7 +329,7 @@ def write_group_report(output_dir):
         log_file=log_file.relative_to(output_dir).as_posix() if log_file else None,
         summary_file=(summary_path.relative_to(output_dir).as_posix()
                       if summary_path.exists() else None),
-        provenance=provenance, version=__version__, output_dir=output_dir)
+        provenance=provenance, left_out=left_out, version=__version__, output_dir=output_dir)
     path = output_dir / 'group.html'
     atomic_write_text(path, html_text)
     return path
