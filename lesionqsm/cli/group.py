@@ -215,6 +215,9 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
         else:
             LOGGER.warning('%s', problem.message)
     lesions, participants, tables = inputs.lesions, inputs.participants, inputs.tables
+    LOGGER.info('group inputs checked: %d lesion table(s) used (%d rows)%s', len(tables),
+                len(lesions), f', {len(inputs.left_out)} subject(s) left out'
+                if inputs.left_out else '')
     kwargs = opts.model_kwargs()
     try:
         chi = fit_growth_curve(lesions, participants, degree=opts.degree,

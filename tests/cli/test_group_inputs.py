@@ -221,6 +221,35 @@ def test_a_bad_row_of_a_subject_without_lesions_is_a_warning(cohort, restore):
     assert [p.kind for p in inputs.problems] == ['note'] and 'line 8' in inputs.problems[0].message
 
 
+def test_command_line_fits_the_others_exits_1_and_records_what_was_left_out(cohort, restore,
+                                                                            capsys):
+    """One bad lesion table: the five other patients are fitted (the model's own count), the
+    exit code is 1, and the summary and group.html name the subject and the file and record
+    the version and the command line."""
+    from lesionqsm import __version__
+
+    root, _, clean = cohort
+    path = _table(root, '002')
+    _edit(path, 2, 'rim', 'POSITIVE')
+    code, console = _cli(root, capsys)
+    assert code == 1 and 'Traceback' not in console
+    assert f'sub-002 left out of the group models: {path}: rim on line 2' in console
+    summary = json.loads((root / 'out' / 'group' / 'group_summary.json').read_text())
+    assert list(summary['subjects_left_out']) == ['002']
+    assert summary['input_problems'][0]['file'] == str(path)
+    assert summary['input_problems'][0]['key'] == 'rim'
+    assert summary['susceptibility_model']['n_patients'] == 5
+    assert summary['susceptibility_model']['n_observations'] == \
+        len(clean.lesions) - len(_rows(clean.lesions, '002'))
+    assert str(path) not in summary['lesion_tables'] and len(summary['lesion_tables']) == 5
+    assert summary['lesionqsm_version'] == __version__
+    assert summary['command'] == (f"lesionqsm {root / 'bids'} {root / 'out'} group "
+                                  f"--skip-bids-validation --config {root / 'params.json'}")
+    page = (root / 'out' / 'group.html').read_text()
+    assert 'id="left-out"' in page and '<strong>sub-002</strong>' in page
+    assert f'<td>{summary["command"]}</td>' in page and f'<td>{__version__}</td>' in page
+
+
 # ---------------------------------------------------------------------------------------------
 # the contract the models rely on, checked independently of the reader
 # ---------------------------------------------------------------------------------------------
