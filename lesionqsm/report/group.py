@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..bids.group_tables import read_lesion_table
 from ..bids.images import atomic_write_bytes, atomic_write_text
 from .figures import GROUP_STYLE, covariates_phrase, observed_figure
 from .logs import read_run_log
@@ -226,10 +227,18 @@ def _group_figures(output_dir, group_dir):
     return figures
 
 
-def _observed_figures(output_dir, group_dir):
-    """Observed lesion trajectories with each model's Table, drawn from the files on disk."""
-    tables = [t for t in (_read_tsv(p) for p in sorted(output_dir.glob('sub-*/sub-*_lesions.tsv')))
-              if t is not None]
+def _observed_figures(output_dir, group_dir, table_paths=None):
+    """Observed lesion trajectories with each model's Table, drawn from the files on disk.
+
+    ``table_paths``: the lesion tables the models used (from the summary; default every
+    table of ``output_dir``); a table that is not usable (see
+    :func:`lesionqsm.bids.group_tables.read_lesion_table`) is not drawn.
+    """
+    if table_paths is None:
+        table_paths = sorted(output_dir.glob('sub-*/sub-*_lesions.tsv'))
+    else:  # where they are now (the output folder may have moved since)
+        table_paths = [output_dir / Path(p).parent.name / Path(p).name for p in table_paths]
+    tables = [t for t in (read_lesion_table(p)[0] for p in table_paths) if t is not None]
     if not tables:
         return []
     lesions = pd.concat(tables, ignore_index=True)
@@ -317,7 +326,8 @@ def write_group_report(output_dir):
     unverified = [f'{name}: the optimum of the fit could not be verified'
                   for name in summary.get('optimum_not_verified') or []]
     log_file, records, _ = read_run_log(output_dir, 'group')
-    figures = _group_figures(output_dir, group_dir) + _observed_figures(output_dir, group_dir)
+    figures = _group_figures(output_dir, group_dir) + _observed_figures(
+        output_dir, group_dir, summary.get('lesion_tables'))
     provenance = [(name, str(summary[key])) for key, name in PROVENANCE
                   if summary.get(key) is not None]
     left_out = [(f'sub-{subject}', messages)
