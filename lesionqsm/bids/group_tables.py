@@ -20,7 +20,7 @@ Decisions
   duplicated or missing ``participant_id`` column, a covariate column mixing numbers and text)
   and a covariate found in no table refuse the group level (:class:`InputError`).
 - ``n/a`` is a missing value, as BIDS writes it; a missing covariate or response drops the
-  rows concerned inside the model (recorded in the summary), as before.
+  rows concerned inside the model (recorded in the summary).
 """
 
 import re
@@ -76,11 +76,14 @@ AGE_TOLERANCE_YEARS = 1e-3
 #: volume_change_mm3 must equal volume_mm3 - baseline_volume_mm3 within this, mm³ (a hundredth
 #: of a 1 mm³ voxel: the three are written with at least 4 significant digits).
 VOLUME_TOLERANCE_MM3 = 1e-2
+#: Columns of words a lesion table may hold, and their values.
+TABLE_WORDS = {'rim': RIM_VALUES, 'enhancement': ENHANCEMENT_VALUES,
+               'chi_reliable': ('true', 'false', 'n/a')}
 #: Every column a participant-level lesion table may hold (LESION_TABLE_COLUMNS are required).
-SCHEMA_COLUMNS = frozenset(LESION_TABLE_COLUMNS) | frozenset(TABLE_NUMBERS) | {'enhancement'}
+SCHEMA_COLUMNS = frozenset(LESION_TABLE_COLUMNS) | frozenset(TABLE_NUMBERS) | frozenset(
+    TABLE_WORDS)
 _LINES_SHOWN = 5
 _TABLE_NAME = re.compile(r'sub-([0-9a-zA-Z]+)_lesions\.tsv')
-_PREFIXED = {'participant_id': 'sub-', 'session_id': 'ses-', 'detected_session': 'ses-'}
 
 
 @dataclass
@@ -320,11 +323,10 @@ def read_lesion_table(path):
     _labels(found, 'lesion_id', '')
     for name in ('session_id', 'detected_session'):
         _labels(found, name, 'ses-')
-    found.add('rim', ~table['rim'].isin(RIM_VALUES).to_numpy(), 'is not a rim group',
-              'one of ' + ', '.join(RIM_VALUES))
-    if 'enhancement' in table.columns:
-        found.add('enhancement', ~table['enhancement'].isin(ENHANCEMENT_VALUES).to_numpy(),
-                  'is not an enhancement pattern', 'one of ' + ', '.join(ENHANCEMENT_VALUES))
+    for name, words in TABLE_WORDS.items():
+        if name in table.columns:
+            found.add(name, ~table[name].isin(words).to_numpy(), 'is not a known value',
+                      'one of ' + ', '.join(words))
     found.add('status', (table['status'].str.strip() == '').to_numpy(), 'is empty',
               "'ok' or the reason a value is missing")
     numbers = {}
@@ -430,9 +432,9 @@ def _table_problem(path, message, key, expected):
 
 
 def _covariate_columns(frames, tables, covariates, participant_columns, participants_tsv):
-    """Keep, in each lesion table, the schema and the covariates it must give; the rest is
-    dropped.  A covariate outside the schema comes from participants.tsv if it has the column
-    (a lesion table with the same column is ambiguous), else from every lesion table."""
+    """Problems of the columns outside the participant level's: a covariate outside the
+    schema comes from participants.tsv if it has the column (a lesion table with the same
+    column is ambiguous), else from every lesion table."""
     extra = [c for c in covariates if c not in SCHEMA_COLUMNS]
     from_tables = [c for c in extra if c not in participant_columns]
     absent = [c for c in from_tables if not any(c in f.columns for f in frames.values())]
@@ -445,7 +447,7 @@ def _covariate_columns(frames, tables, covariates, participant_columns, particip
                          file=participants_tsv, key='group.covariates',
                          expected='an existing column')
     problems = []
-    for subject, frame in list(frames.items()):
+    for subject, frame in frames.items():
         path = tables[subject]
         for column in sorted(set(frame.columns) & participant_columns - SCHEMA_COLUMNS):
             problems.append(_table_problem(
@@ -456,8 +458,6 @@ def _covariate_columns(frames, tables, covariates, participant_columns, particip
                 problems.append(_table_problem(
                     path, f'missing column {column}, a covariate of the model (other lesion '
                     'tables have it)', column, f'a column {column}'))
-        keep = [c for c in frame.columns if c in SCHEMA_COLUMNS or c in from_tables]
-        frames[subject] = frame[keep]
     return problems
 
 
@@ -494,8 +494,6 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
     -------
     GroupInputs
         The usable rows; a subject with a problem is left out (see the module docstring).
-        Lesion-table columns that are neither the participant level's nor a covariate are
-        dropped.
 
     Raises
     ------
