@@ -292,11 +292,12 @@ def read_lesion_table(path):
     """
     path = Path(path)
     match = _TABLE_NAME.fullmatch(path.name)
-    subject = match.group(1) if match else None
+    subject = path.parent.name.removeprefix('sub-')  # the folder's subject is left out
     found = _Findings(path, pd.DataFrame(), [], subject=subject)
-    if subject is None or path.parent.name != f'sub-{subject}':
-        found.whole(f'a lesion table must be sub-<label>/sub-<label>_lesions.tsv (found in '
-                    f'{path.parent.name}/)', expected='sub-<label>/sub-<label>_lesions.tsv')
+    if match is None or match.group(1) != subject:
+        found.whole(f'a lesion table must be sub-<label>/sub-<label>_lesions.tsv, the same '
+                    f'<label> of letters and digits twice (found in {path.parent.name}/)',
+                    expected='sub-<label>/sub-<label>_lesions.tsv')
         return None, found.problems
     try:
         table = read_tsv(path, kind=KIND_SUBJECT)

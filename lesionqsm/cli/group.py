@@ -1,7 +1,10 @@
 """The group level: every subject's lesion table → the growth-curve models → OUTPUT_DIR/group/.
 
-Calls :mod:`lesionqsm.stats` directly (no workflow) and writes every table with its JSON data
-dictionary through the BIDS writers, each file atomically.
+The inputs are checked first (:mod:`lesionqsm.bids.group_tables`): a subject whose lesion
+table or participants.tsv row has a problem is left out, with its problems logged, in the
+summary and in group.html, and the command line exits 1.  Then :mod:`lesionqsm.stats` is called
+directly (no workflow) and every table is written with its JSON data dictionary through the
+BIDS writers, each file atomically.
 """
 
 import logging
@@ -210,7 +213,7 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
     inputs = read_inputs(output_dir, bids_dir, opts)
     for problem in inputs.problems:
         if problem.fatal:
-            LOGGER.error('sub-%s left out of the group models: %s', problem.subject or '?',
+            LOGGER.error('sub-%s left out of the group models: %s', problem.subject,
                          problem.message)
         else:
             LOGGER.warning('%s', problem.message)

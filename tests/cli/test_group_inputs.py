@@ -159,6 +159,25 @@ def test_each_lesion_table_fault_leaves_its_subject_out(cohort, restore, fault):
     _assert_others_unchanged(inputs, clean, {'002'})
 
 
+@pytest.mark.parametrize('folder, name', [('sub-002', 'sub-007_lesions.tsv'),
+                                           ('sub-0 7', 'sub-0 7_lesions.tsv')])
+def test_a_misplaced_table_leaves_its_folder_subject_out(cohort, restore, folder, name):
+    root, _, clean = cohort
+    path = root / 'out' / folder / name
+    path.parent.mkdir(exist_ok=True)
+    shutil.copy2(_table(root, '002'), path)
+    try:
+        inputs = read_inputs(root / 'out', root / 'bids', OPTIONS)
+    finally:
+        path.unlink()
+    label = folder.removeprefix('sub-')
+    assert list(inputs.left_out) == [label]
+    assert inputs.left_out[label] == [f'{path}: a lesion table must be sub-<label>/sub-<label>'
+                                      '_lesions.tsv, the same <label> of letters and digits '
+                                      f'twice (found in {folder}/)']
+    _assert_others_unchanged(inputs, clean, {label})
+
+
 PARTICIPANT_FAULTS = {  # (edit, left out, message); left out None: refused (InputError)
     'not a number': (lambda p: _edit(p, 3, 'edss', 'abc'), ['002'],
                      "edss on line 3 is not a number ('abc')"),
