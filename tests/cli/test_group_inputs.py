@@ -417,6 +417,20 @@ OPTION_VALUES = [None, True, 'eight', '', [], [8], {'a': 1}, -1, 0, 1, 2.5, 1e40
                  ['edss', 3], 'edges', [0.0, float('inf')], 99]
 
 
+@pytest.mark.parametrize('section, message', [
+    ({'table_ages': []}, 'group: table_ages must list one or more lesion ages >= 0'),
+    ({'table_ages': [-1.0, 2.0]}, 'group: table_ages must list one or more lesion ages >= 0'),
+    ({'covariates': ['edss', 'edss']}, 'group: covariates lists edss more than once'),
+])
+def test_cross_field_group_options_exit_2(cohort, tmp_path, capsys, section, message):
+    config = tmp_path / 'params.json'
+    config.write_text(json.dumps({'group': section}))
+    with pytest.raises(SystemExit) as excinfo:
+        main([str(cohort[0] / 'bids'), str(tmp_path / 'out'), 'group', '--config', str(config)])
+    err = capsys.readouterr().err
+    assert excinfo.value.code == 2 and message in err and 'Traceback' not in err, err
+
+
 def test_fuzz_group_options_exit_2_naming_the_key(cohort, tmp_path, capsys):
     """Random ``group`` sections: refused with exit 2 naming group.<key> (or the section)
     before anything is written, or valid (then not run: the fit is tested above)."""
