@@ -34,11 +34,11 @@ import pandas as pd
 from .labels import is_label
 from .lesions import ENHANCEMENT_VALUES, RIM_VALUES
 from .problems import KIND_NOTE, KIND_SUBJECT, InputError, Problem, note
-from .readers import read_tsv
+from .readers import MAX_TABLE_BYTES, read_tsv
 from .sessions import parse_acq_time
 
 __all__ = ['GroupInputs', 'LESION_TABLE_COLUMNS', 'PARTICIPANT_NUMBERS', 'find_lesion_tables',
-           'read_lesion_table', 'read_participants', 'read_group_inputs']
+           'check_lesion_tables', 'read_lesion_table', 'read_participants', 'read_group_inputs']
 
 #: Columns every participant-level lesion table has and the group level reads.
 LESION_TABLE_COLUMNS = ('participant_id', 'lesion_id', 'session_id', 'acq_time',
@@ -141,35 +141,32 @@ def _values(column, mask):
 
 
 class _Findings:
-    """Problems of one file: each names the file, the column, the lines and the values.
+    """Problems of a table: each names the file, the column, the lines and the values.
 
-    ``subjects`` (one label or None per row) splits a finding into one problem per subject.
+    ``table`` holds the rows of one or several files; ``lines`` is each row's line in its
+    file, ``subjects`` its subject (or None), ``paths`` the file of a subject (a dict) or of
+    every row (a path).  A finding becomes one problem per subject it concerns.
     """
 
-    def __init__(self, path, table, lines, *, subject=None, subjects=None, kind=KIND_SUBJECT):
-        self.path, self.table, self.lines = Path(path), table, lines
-        self.subject, self.subjects, self.kind, self.problems = subject, subjects, kind, []
+    def __init__(self, table, lines, subjects, paths, *, kind=KIND_SUBJECT):
+        self.table, self.lines, self.subjects, self.paths = table, lines, subjects, paths
+        self.kind, self.problems = kind, []
+
+    def path(self, subject):
+        return str(self.paths[subject] if isinstance(self.paths, dict) else self.paths)
 
     def add(self, column, mask, what, expected):
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
-        if self.subjects is None:
-            groups = [(self.subject, mask)]
-        else:
-            groups = [(s, mask & (self.subjects == s))
-                      for s in dict.fromkeys(self.subjects[mask])]
-        for subject, rows in groups:
+        for subject in dict.fromkeys(self.subjects[mask]):
+            rows = mask & (self.subjects == subject)
             values = f' ({_values(self.table[column], rows)})' if column in self.table else ''
+            path = self.path(subject)
             self.problems.append(Problem(
-                kind=self.kind, message=f'{self.path}: {column} on {_where(self.lines, rows)} '
-                f'{what}{values}; expected {expected}', file=str(self.path), subject=subject,
+                kind=self.kind, message=f'{path}: {column} on {_where(self.lines, rows)} '
+                f'{what}{values}; expected {expected}', file=path, subject=subject,
                 key=column, expected=expected))
-
-    def whole(self, message, key=None, expected=None):
-        self.problems.append(Problem(kind=self.kind, message=f'{self.path}: {message}',
-                                     file=str(self.path), subject=self.subject, key=key,
-                                     expected=expected))
 
 
 def _header_cells(path):
@@ -199,12 +196,18 @@ def _cells(found, name):
     return [str(v).strip() for v in found.table[name].tolist()]
 
 
+def _has(found, name):
+    """Rows whose file has the column (tables with other headers are combined)."""
+    return found.table[name].notna().to_numpy()
+
+
 def _numbers(found, name, low, high, *, missing_ok, integer=False, unit=''):
     """The column as floats (NaN for n/a); every bad cell is a finding."""
+    has = _has(found, name)
     text = _cells(found, name)
-    missing = np.array([t == 'n/a' for t in text], dtype=bool)
-    values = np.array([_float(t) for t in text], dtype=float)
-    not_number = ~missing & np.isnan(values)
+    missing = np.array([t == 'n/a' for t in text], dtype=bool) & has
+    values = np.where(has, np.array([_float(t) for t in text], dtype=float), np.nan)
+    not_number = has & ~missing & np.isnan(values)
     unit = f' {unit}' if unit else ''
     expected = f'a number from {low:g} to {high:g}{unit}' + (' or n/a' if missing_ok else '')
     if not missing_ok:
@@ -240,7 +243,8 @@ def _check_lesions(found, ages):
     """Cross-row rules: one rim and detection visit per lesion, its detection row at age 0,
     and ages that agree with the visit dates."""
     table = found.table
-    keys = [str(k) for k in table['lesion_id'].tolist()]
+    keys = [f'{s}\x00{k}' for s, k in zip(found.subjects, table['lesion_id'].tolist(),
+                                           strict=True)]
     for column in ('rim', 'detected_session'):
         values = table[column].tolist()
         kinds = {k: len(set(v)) for k, v in _by_lesion(keys, values).items()}
@@ -273,69 +277,97 @@ def _check_lesions(found, ages):
               '(acq_time - detection acq_time) / 365.25 days')
 
 
-def read_lesion_table(path):
-    """Read and check one subject's lesion table (participant-level schema).
-
-    Parameters
-    ----------
-    path : str or Path
-        ``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv``.
-
-    Returns
-    -------
-    table : DataFrame or None
-        The rows, numeric columns as floats (n/a as NaN), other columns as text; None when
-        the table has problems.
-    problems : list of Problem
-        Each names the file and, for a value, the column, lines and values
-        (``KIND_SUBJECT``: the subject is left out of the group models).
-    """
+def _structure(path):
+    """A table's subject, header and numbered data lines, or the problems that stop it."""
     path = Path(path)
-    match = _TABLE_NAME.fullmatch(path.name)
     subject = path.parent.name.removeprefix('sub-')  # the folder's subject is left out
-    found = _Findings(path, pd.DataFrame(), [], subject=subject)
+
+    def fail(message, key=None, expected=None):
+        return Problem(kind=KIND_SUBJECT, message=f'{path}: {message}', file=str(path),
+                       subject=subject, key=key, expected=expected)
+
+    match = _TABLE_NAME.fullmatch(path.name)
     if match is None or match.group(1) != subject:
-        found.whole(f'a lesion table must be sub-<label>/sub-<label>_lesions.tsv, the same '
-                    f'<label> of letters and digits twice (found in {path.parent.name}/)',
-                    expected='sub-<label>/sub-<label>_lesions.tsv')
-        return None, found.problems
+        return subject, None, None, [fail(
+            'a lesion table must be sub-<label>/sub-<label>_lesions.tsv, the same <label> of '
+            f'letters and digits twice (found in {path.parent.name}/)',
+            expected='sub-<label>/sub-<label>_lesions.tsv')]
+    expected = 'tab-separated columns with a header line, the same number on every line'
     try:
-        table = read_tsv(path, kind=KIND_SUBJECT)
-        lines = _lines(path)
-    except InputError as exc:
-        return None, [exc.problem.located(subject=subject)]
-    found.table, found.lines = table, lines
-    twice = _duplicate_columns(path)
+        size = path.stat().st_size
+        if size > MAX_TABLE_BYTES:
+            return subject, None, None, [fail(f'table of {size} bytes is larger than the '
+                                              f'{MAX_TABLE_BYTES} bytes accepted')]
+        text = path.read_text(encoding='utf-8-sig')
+    except OSError as exc:
+        return subject, None, None, [fail(f'cannot be read ({exc.strerror or exc})')]
+    except UnicodeDecodeError as exc:
+        return subject, None, None, [fail(f'not a readable TSV table ({exc})',
+                                          expected=expected)]
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not numbered:
+        return subject, None, None, [fail('not a readable TSV table (empty file)',
+                                          expected=expected)]
+    header, rows = numbered[0][1].split('\t'), numbered[1:]
+    for number, line in rows:
+        if line.count('\t') + 1 != len(header):
+            return subject, None, None, [fail(
+                f'not a readable TSV table (line {number} has {line.count(chr(9)) + 1} cells, '
+                f'the header {len(header)})', expected=expected)]
+    problems = []
+    twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
-        found.whole(f'column(s) {", ".join(twice)} appear more than once in the header',
-                    key=twice[0], expected='each column once')
-    missing = [c for c in LESION_TABLE_COLUMNS if c not in table.columns]
+        problems.append(fail(f'column(s) {", ".join(twice)} appear more than once in the '
+                             'header', key=twice[0], expected='each column once'))
+    missing = [c for c in LESION_TABLE_COLUMNS if c not in header]
     if missing:
-        found.whole(f'missing column(s) {", ".join(missing)} (a lesion table of the '
-                    f'participant level has {", ".join(LESION_TABLE_COLUMNS)})',
-                    key=missing[0], expected=', '.join(LESION_TABLE_COLUMNS))
-    if table.empty:
-        found.whole('holds no rows (the participant level writes one row per lesion and visit)',
-                    expected='one row per lesion and visit')
-    if found.problems:
-        return None, found.problems
-    found.add('participant_id', (table['participant_id'] != f'sub-{subject}').to_numpy(),
-              'is not the subject of the file', f'sub-{subject}')
+        problems.append(fail(f'missing column(s) {", ".join(missing)} (a lesion table of the '
+                             f'participant level has {", ".join(LESION_TABLE_COLUMNS)})',
+                             key=missing[0], expected=', '.join(LESION_TABLE_COLUMNS)))
+    if not rows:
+        problems.append(fail('holds no rows (the participant level writes one row per lesion '
+                             'and visit)', expected='one row per lesion and visit'))
+    return subject, header, rows, problems
+
+
+def _combine(structures):
+    """One DataFrame of the text cells of every table, with ``_subject`` and ``_line``;
+    tables with the same header are built in one pass."""
+    by_header = {}
+    for subject, header, rows in structures:
+        by_header.setdefault(tuple(header), []).append((subject, rows))
+    frames = []
+    for header, group in by_header.items():
+        frame = pd.DataFrame([line.split('\t') for _, rows in group for _, line in rows],
+                             columns=list(header), dtype=object)
+        frame['_subject'] = [subject for subject, rows in group for _ in rows]
+        frame['_line'] = [number for _, rows in group for number, _ in rows]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _check_values(table, paths):
+    """Every rule on the values of the combined tables; returns the numbers and problems."""
+    subjects = table['_subject'].to_numpy(dtype=object)
+    found = _Findings(table, table['_line'].to_numpy(), subjects, paths)
+    found.add('participant_id', (table['participant_id'].to_numpy(dtype=object)
+                                 != np.array([f'sub-{s}' for s in subjects], dtype=object)),
+              'is not the subject of the file', 'sub-<label> of the file name')
     _labels(found, 'lesion_id', '')
     for name in ('session_id', 'detected_session'):
         _labels(found, name, 'ses-')
     for name, words in TABLE_WORDS.items():
         if name in table.columns:
-            found.add(name, ~table[name].isin(words).to_numpy(), 'is not a known value',
-                      'one of ' + ', '.join(words))
-    found.add('status', (table['status'].str.strip() == '').to_numpy(), 'is empty',
-              "'ok' or the reason a value is missing")
+            found.add(name, ~table[name].isin(words).to_numpy() & _has(found, name),
+                      'is not a known value', 'one of ' + ', '.join(words))
+    found.add('status', np.array([str(v).strip() == '' for v in table['status']], dtype=bool),
+              'is empty', "'ok' or the reason a value is missing")
     numbers = {}
     for name, (low, high, missing_ok, integer) in TABLE_NUMBERS.items():
         if name in table.columns:
             numbers[name] = _numbers(found, name, low, high, missing_ok=missing_ok,
                                      integer=integer)
-    twice = table.duplicated(['lesion_id', 'session_id'], keep=False).to_numpy()
+    twice = table.duplicated(['_subject', 'lesion_id', 'session_id'], keep=False).to_numpy()
     found.add('session_id', twice, 'repeats a lesion_id and session_id pair',
               'one row per lesion and visit')
     change = numbers['volume_mm3'] - numbers['baseline_volume_mm3']
@@ -343,16 +375,74 @@ def read_lesion_table(path):
         found.add('volume_change_mm3',
                   np.abs(change - numbers['volume_change_mm3']) > VOLUME_TOLERANCE_MM3,
                   'is not volume_mm3 - baseline_volume_mm3', 'volume_mm3 - baseline_volume_mm3')
-    if not found.problems:
-        _check_lesions(found, numbers['lesion_age_years'])
-    if found.problems:
-        return None, found.problems
-    out = table.copy()
-    for name, values in numbers.items():
-        out[name] = values
-    for name in out.columns.difference(list(numbers)):
+    clean = ~np.isin(subjects, [p.subject for p in found.problems])  # cross-row rules next
+    if clean.any():
+        rows = _Findings(table[clean].reset_index(drop=True), found.lines[clean],
+                         subjects[clean], paths)
+        _check_lesions(rows, numbers['lesion_age_years'][clean])
+        found.problems += rows.problems
+    return numbers, found.problems
+
+
+def check_lesion_tables(paths):
+    """Read and check lesion tables (participant-level schema), all in one pass.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        ``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv`` files.
+
+    Returns
+    -------
+    table : DataFrame or None
+        The rows of the usable tables, numeric columns as floats (n/a as NaN), the others as
+        text (n/a as NaN), and ``_subject``, the label of each row's file (None if no table
+        is usable).  A column some tables lack is NaN in their rows.
+    headers : dict of str -> list of str
+        Subject -> the columns of its table (usable tables only).
+    used : dict of str -> Path
+        Subject -> its usable table.
+    problems : list of Problem
+        Each names the file and, for a value, the column, lines and values
+        (``KIND_SUBJECT``: the subject is left out of the group models).
+    """
+    structures, problems, paths_of = [], [], {}
+    for path in paths:
+        subject, header, rows, found = _structure(path)
+        problems += found
+        if not found:
+            structures.append((subject, header, rows))
+            paths_of[subject] = Path(path)
+    if not structures:
+        return None, {}, {}, problems
+    table = _combine(structures)
+    numbers, found = _check_values(table, paths_of)
+    problems += found
+    bad = {p.subject for p in found}
+    keep = ~table['_subject'].isin(bad).to_numpy()
+    if not keep.any():
+        return None, {}, {}, problems
+    out = table[keep].drop(columns='_line')
+    for name in out.columns.difference(['_subject', *numbers]):
         out[name] = out[name].where(out[name] != 'n/a', np.nan)
-    return out, []
+    for name, values in numbers.items():
+        out[name] = values[keep]
+    headers = {subject: list(header) for subject, header, _ in structures if subject not in bad}
+    used = {s: p for s, p in paths_of.items() if s not in bad}
+    return out.reset_index(drop=True), headers, used, problems
+
+
+def read_lesion_table(path):
+    """Read and check one subject's lesion table (see :func:`check_lesion_tables`).
+
+    Returns
+    -------
+    table : DataFrame or None
+        None when the table has problems.
+    problems : list of Problem
+    """
+    table, _, _, problems = check_lesion_tables([path])
+    return (None if table is None else table.drop(columns='_subject')), problems
 
 
 def read_participants(path, columns=(), *, categorical=()):
@@ -397,7 +487,7 @@ def read_participants(path, columns=(), *, categorical=()):
     ids = table['participant_id'].astype(str).str.strip()
     labels = ids.str.removeprefix('sub-')
     subjects = np.where(ids.str.startswith('sub-') & labels.map(is_label), labels, None)
-    found = _Findings(path, table, _lines(path), subjects=subjects)
+    found = _Findings(table, np.array(_lines(path)), subjects, path)
     found.add('participant_id', pd.isna(subjects), 'is not sub-<label>',
               'sub-<letters and digits>')
     found.add('participant_id', ids.duplicated(keep=False).to_numpy() & ~pd.isna(subjects),
@@ -432,13 +522,13 @@ def _table_problem(path, message, key, expected):
                    subject=subject, key=key, expected=expected)
 
 
-def _covariate_columns(frames, tables, covariates, participant_columns, participants_tsv):
+def _covariate_columns(headers, tables, covariates, participant_columns, participants_tsv):
     """Problems of the columns outside the participant level's: a covariate outside the
     schema comes from participants.tsv if it has the column (a lesion table with the same
     column is ambiguous), else from every lesion table."""
     extra = [c for c in covariates if c not in SCHEMA_COLUMNS]
     from_tables = [c for c in extra if c not in participant_columns]
-    absent = [c for c in from_tables if not any(c in f.columns for f in frames.values())]
+    absent = [c for c in from_tables if not any(c in h for h in headers.values())]
     if absent:
         raise InputError(f'covariate column(s) {", ".join(absent)} found in neither the lesion '
                          f'tables nor {participants_tsv}'
@@ -448,14 +538,14 @@ def _covariate_columns(frames, tables, covariates, participant_columns, particip
                          file=participants_tsv, key='group.covariates',
                          expected='an existing column')
     problems = []
-    for subject, frame in frames.items():
+    for subject, header in headers.items():
         path = tables[subject]
-        for column in sorted(set(frame.columns) & participant_columns - SCHEMA_COLUMNS):
+        for column in sorted(set(header) & participant_columns - SCHEMA_COLUMNS):
             problems.append(_table_problem(
                 path, f'column {column} is also a column of {participants_tsv}; the model '
                 'cannot tell which to use', column, f'{column} in one of the two files only'))
         for column in from_tables:
-            if column not in frame.columns:
+            if column not in header:
                 problems.append(_table_problem(
                     path, f'missing column {column}, a covariate of the model (other lesion '
                     'tables have it)', column, f'a column {column}'))
@@ -503,13 +593,7 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
         table, or no usable lesion table left.
     """
     participants_tsv = Path(participants_tsv)
-    tables, frames, problems = {}, {}, []
-    for path in find_lesion_tables(output_dir):
-        table, found = read_lesion_table(path)
-        problems += found
-        if table is not None:
-            subject = path.parent.name.removeprefix('sub-')
-            frames[subject], tables[subject] = table, path
+    table, headers, used, problems = check_lesion_tables(find_lesion_tables(output_dir))
     participants = None
     extra = [c for c in covariates if c not in SCHEMA_COLUMNS]
     if participants_tsv.is_file():
@@ -517,24 +601,25 @@ def read_group_inputs(output_dir, participants_tsv, *, covariates=(), categorica
                                                 categorical=categorical)
         problems += found
     columns = set() if participants is None else set(participants.columns) - {'participant_id'}
-    problems += _covariate_columns(frames, tables, covariates, columns, participants_tsv)
+    problems += _covariate_columns(headers, used, covariates, columns, participants_tsv)
     needed = [c for c in extra if c in columns]
     if participants is not None:
-        problems += _participant_rows(participants_tsv, participants, needed, list(frames))
+        problems += _participant_rows(participants_tsv, participants, needed, list(used))
     # a bad row of a participant without a lesion table costs nothing: a warning
-    problems = [p if p.subject in frames or p.file != str(participants_tsv) or not p.fatal
+    problems = [p if p.subject in used or p.file != str(participants_tsv) or not p.fatal
                 else note(p.message, file=p.file, key=p.key, subject=p.subject)
                 for p in problems]
     left_out = {p.subject for p in problems if p.fatal and p.subject}
-    used = [s for s in frames if s not in left_out]
-    if not used:
+    kept = [s for s in used if s not in left_out]
+    if not kept:
         detail = '; '.join(p.message for p in problems if p.kind != KIND_NOTE)
         raise InputError(f'{output_dir}: no usable lesion table' + (f': {detail}' if detail
                                                                      else ''),
                          kind=KIND_SUBJECT, file=output_dir)
-    lesions = pd.concat([frames[s] for s in used], ignore_index=True)
+    rows = table['_subject'].isin(kept).to_numpy()
+    lesions = table[rows].drop(columns='_subject').reset_index(drop=True)
     if participants is not None:
         keep = ~participants['participant_id'].isin([f'sub-{s}' for s in left_out])
         participants = participants[keep].reset_index(drop=True)
     return GroupInputs(lesions=lesions, participants=participants,
-                       tables=[tables[s] for s in used], problems=problems)
+                       tables=[used[s] for s in kept], problems=problems)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
-from ..bids.group_tables import GroupInputs, read_group_inputs, read_lesion_table
+from ..bids.group_tables import GroupInputs, check_lesion_tables, read_group_inputs
 from ..bids.images import atomic_write_text
 from ..bids.templates_io import write_json
 from ..options import OptionError, options_as_dict, options_from_mapping
@@ -70,17 +70,12 @@ def find_lesion_tables(output_dir):
 
 
 def read_lesion_tables(paths):
-    """All lesion tables as one DataFrame, each checked (:func:`.bids.group_tables
-    .read_lesion_table`); a ModelError names every table with a problem and the problem."""
-    frames, problems = [], []
-    for path in paths:
-        table, found = read_lesion_table(path)
-        problems += found
-        if table is not None:
-            frames.append(table)
+    """All lesion tables as one DataFrame, checked in one pass (:func:`.bids.group_tables
+    .check_lesion_tables`); a ModelError names every table with a problem and the problem."""
+    table, _, _, problems = check_lesion_tables(paths)
     if problems:
         raise ModelError('; '.join(p.message for p in problems))
-    return pd.concat(frames, ignore_index=True)
+    return table.drop(columns='_subject')
 
 
 def read_inputs(output_dir, bids_dir, options):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..bids.group_tables import read_lesion_table
+from ..bids.group_tables import check_lesion_tables
 from ..bids.images import atomic_write_bytes, atomic_write_text
 from .figures import GROUP_STYLE, covariates_phrase, observed_figure
 from .logs import read_run_log
@@ -232,16 +232,15 @@ def _observed_figures(output_dir, group_dir, table_paths=None):
 
     ``table_paths``: the lesion tables the models used (from the summary; default every
     table of ``output_dir``); a table that is not usable (see
-    :func:`lesionqsm.bids.group_tables.read_lesion_table`) is not drawn.
+    :func:`lesionqsm.bids.group_tables.check_lesion_tables`) is not drawn.
     """
     if table_paths is None:
         table_paths = sorted(output_dir.glob('sub-*/sub-*_lesions.tsv'))
     else:  # where they are now (the output folder may have moved since)
         table_paths = [output_dir / Path(p).parent.name / Path(p).name for p in table_paths]
-    tables = [t for t in (read_lesion_table(p)[0] for p in table_paths) if t is not None]
-    if not tables:
+    lesions = check_lesion_tables(table_paths)[0]
+    if lesions is None:
         return []
-    lesions = pd.concat(tables, ignore_index=True)
     if 'status' in lesions.columns:
         lesions = lesions[lesions['status'].astype(str) == 'ok']
     out = group_dir / 'figures'
