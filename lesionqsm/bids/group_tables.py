@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .labels import is_label
+from .cell_checks import Findings, check_labels, check_numbers, has_column
 from .lesions import ENHANCEMENT_VALUES, RIM_VALUES
+from .participants_table import PARTICIPANT_NUMBERS, read_participants
 from .problems import KIND_NOTE, KIND_SUBJECT, InputError, Problem, note
-from .readers import MAX_TABLE_BYTES, read_tsv
+from .readers import MAX_TABLE_BYTES
 from .sessions import parse_acq_time
 
 __all__ = ['GroupInputs', 'LESION_TABLE_COLUMNS', 'PARTICIPANT_NUMBERS', 'find_lesion_tables',
@@ -61,13 +62,6 @@ TABLE_NUMBERS = {
     'volume_change_mm3': (-VOLUME_LIMIT_MM3, VOLUME_LIMIT_MM3, True, False),
     'n_voxels': (0.0, 1e9, True, True),
 }
-#: Numeric columns of participants.tsv (DESIGN.md input contract): (lowest, highest, unit).
-PARTICIPANT_NUMBERS = {
-    'age': (0.0, 130.0, 'years'),
-    'edss': (0.0, 10.0, 'EDSS points'),
-    'disease_duration': (0.0, 130.0, 'years'),
-    'treatment_duration': (0.0, 130.0, 'years'),
-}
 #: Lesion age recomputed from acq_time may differ from the table's by this much, years: the
 #: participant level writes both from the same dates; 1e-3 y (9 h) covers acq_time written to
 #: the second or the minute and a time-zone suffix dropped by hand, and is far below the
@@ -82,7 +76,6 @@ TABLE_WORDS = {'rim': RIM_VALUES, 'enhancement': ENHANCEMENT_VALUES,
 #: Every column a participant-level lesion table may hold (LESION_TABLE_COLUMNS are required).
 SCHEMA_COLUMNS = frozenset(LESION_TABLE_COLUMNS) | frozenset(TABLE_NUMBERS) | frozenset(
     TABLE_WORDS)
-_LINES_SHOWN = 5
 _TABLE_NAME = re.compile(r'sub-([0-9a-zA-Z]+)_lesions\.tsv')
 
 
@@ -120,115 +113,6 @@ class GroupInputs:
 def find_lesion_tables(output_dir):
     """Every ``sub-*/sub-*_lesions.tsv`` under ``output_dir``, sorted (may be empty)."""
     return sorted(Path(output_dir).glob('sub-*/sub-*_lesions.tsv'))
-
-
-def _lines(path):
-    """File line number (1-based) of each data row, as :func:`.readers.read_tsv` skips blanks."""
-    text = Path(path).read_text(encoding='utf-8-sig')
-    return [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()][1:]
-
-
-def _where(lines, mask):
-    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
-    shown = ', '.join(str(lines[i]) for i in rows[:_LINES_SHOWN])
-    more = f' and {rows.size - _LINES_SHOWN} more' if rows.size > _LINES_SHOWN else ''
-    return f"line{'s' if rows.size > 1 else ''} {shown}{more}"
-
-
-def _values(column, mask):
-    shown = list(dict.fromkeys(str(v)[:40] for v in column[np.asarray(mask, dtype=bool)]))
-    return ', '.join(repr(v) for v in shown[:3]) + (' ...' if len(shown) > 3 else '')
-
-
-class _Findings:
-    """Problems of a table: each names the file, the column, the lines and the values.
-
-    ``table`` holds the rows of one or several files; ``lines`` is each row's line in its
-    file, ``subjects`` its subject (or None), ``paths`` the file of a subject (a dict) or of
-    every row (a path).  A finding becomes one problem per subject it concerns.
-    """
-
-    def __init__(self, table, lines, subjects, paths, *, kind=KIND_SUBJECT):
-        self.table, self.lines, self.subjects, self.paths = table, lines, subjects, paths
-        self.kind, self.problems = kind, []
-
-    def path(self, subject):
-        return str(self.paths[subject] if isinstance(self.paths, dict) else self.paths)
-
-    def add(self, column, mask, what, expected):
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
-        for subject in dict.fromkeys(self.subjects[mask]):
-            rows = mask & (self.subjects == subject)
-            values = f' ({_values(self.table[column], rows)})' if column in self.table else ''
-            path = self.path(subject)
-            self.problems.append(Problem(
-                kind=self.kind, message=f'{path}: {column} on {_where(self.lines, rows)} '
-                f'{what}{values}; expected {expected}', file=path, subject=subject,
-                key=column, expected=expected))
-
-
-def _header_cells(path):
-    text = Path(path).read_text(encoding='utf-8-sig')
-    first = next((line for line in text.splitlines() if line.strip()), '')
-    return first.split('\t')
-
-
-def _duplicate_columns(path):
-    cells = _header_cells(path)
-    return sorted({c for c in cells if cells.count(c) > 1})
-
-
-def _float(text):
-    """A cell as a float; NaN for anything that is not a decimal number (Python's own
-    spellings with underscores included)."""
-    if '_' in text:
-        return np.nan
-    try:
-        value = float(text)
-    except ValueError:
-        return np.nan
-    return value if not np.isnan(value) else np.nan
-
-
-def _cells(found, name):
-    return [str(v).strip() for v in found.table[name].tolist()]
-
-
-def _has(found, name):
-    """Rows whose file has the column (tables with other headers are combined)."""
-    return found.table[name].notna().to_numpy()
-
-
-def _numbers(found, name, low, high, *, missing_ok, integer=False, unit=''):
-    """The column as floats (NaN for n/a); every bad cell is a finding."""
-    has = _has(found, name)
-    text = _cells(found, name)
-    missing = np.array([t == 'n/a' for t in text], dtype=bool) & has
-    values = np.where(has, np.array([_float(t) for t in text], dtype=float), np.nan)
-    not_number = has & ~missing & np.isnan(values)
-    unit = f' {unit}' if unit else ''
-    expected = f'a number from {low:g} to {high:g}{unit}' + (' or n/a' if missing_ok else '')
-    if not missing_ok:
-        found.add(name, missing, 'is n/a', expected)
-    found.add(name, not_number, 'is not a number', expected)
-    finite = np.isfinite(values)
-    found.add(name, ~missing & ~not_number & ~finite, 'is not finite', expected)
-    with np.errstate(invalid='ignore'):
-        outside = finite & ((values < low) | (values > high))
-    found.add(name, outside, f'lies outside {low:g} to {high:g}{unit}', expected)
-    if integer:
-        found.add(name, finite & ~outside & (values != np.round(values)), 'is not an integer',
-                  'a whole number' + (' or n/a' if missing_ok else ''))
-    return np.where(missing | ~finite, np.nan, values)
-
-
-def _labels(found, name, prefix):
-    ok = np.array([t.startswith(prefix) and is_label(t[len(prefix):])
-                   for t in map(str, found.table[name].tolist())], dtype=bool)
-    found.add(name, ~ok, 'is not a BIDS label', f'{prefix}<letters and digits>')
-    return ok
 
 
 def _by_lesion(keys, values):
@@ -346,26 +230,26 @@ def _combine(structures):
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _check_values(table, paths):
+def _checkvalues_text(table, paths):
     """Every rule on the values of the combined tables; returns the numbers and problems."""
     subjects = table['_subject'].to_numpy(dtype=object)
-    found = _Findings(table, table['_line'].to_numpy(), subjects, paths)
+    found = Findings(table, table['_line'].to_numpy(), subjects, paths)
     found.add('participant_id', (table['participant_id'].to_numpy(dtype=object)
                                  != np.array([f'sub-{s}' for s in subjects], dtype=object)),
               'is not the subject of the file', 'sub-<label> of the file name')
-    _labels(found, 'lesion_id', '')
+    check_labels(found, 'lesion_id', '')
     for name in ('session_id', 'detected_session'):
-        _labels(found, name, 'ses-')
+        check_labels(found, name, 'ses-')
     for name, words in TABLE_WORDS.items():
         if name in table.columns:
-            found.add(name, ~table[name].isin(words).to_numpy() & _has(found, name),
+            found.add(name, ~table[name].isin(words).to_numpy() & has_column(found, name),
                       'is not a known value', 'one of ' + ', '.join(words))
     found.add('status', np.array([str(v).strip() == '' for v in table['status']], dtype=bool),
               'is empty', "'ok' or the reason a value is missing")
     numbers = {}
     for name, (low, high, missing_ok, integer) in TABLE_NUMBERS.items():
         if name in table.columns:
-            numbers[name] = _numbers(found, name, low, high, missing_ok=missing_ok,
+            numbers[name] = check_numbers(found, name, low, high, missing_ok=missing_ok,
                                      integer=integer)
     twice = table.duplicated(['_subject', 'lesion_id', 'session_id'], keep=False).to_numpy()
     found.add('session_id', twice, 'repeats a lesion_id and session_id pair',
@@ -377,7 +261,7 @@ def _check_values(table, paths):
                   'is not volume_mm3 - baseline_volume_mm3', 'volume_mm3 - baseline_volume_mm3')
     clean = ~np.isin(subjects, [p.subject for p in found.problems])  # cross-row rules next
     if clean.any():
-        rows = _Findings(table[clean].reset_index(drop=True), found.lines[clean],
+        rows = Findings(table[clean].reset_index(drop=True), found.lines[clean],
                          subjects[clean], paths)
         _check_lesions(rows, numbers['lesion_age_years'][clean])
         found.problems += rows.problems
@@ -416,7 +300,7 @@ def check_lesion_tables(paths):
     if not structures:
         return None, {}, {}, problems
     table = _combine(structures)
-    numbers, found = _check_values(table, paths_of)
+    numbers, found = _checkvalues_text(table, paths_of)
     problems += found
     bad = {p.subject for p in found}
     keep = ~table['_subject'].isin(bad).to_numpy()
@@ -443,77 +327,6 @@ def read_lesion_table(path):
     """
     table, _, _, problems = check_lesion_tables([path])
     return (None if table is None else table.drop(columns='_subject')), problems
-
-
-def read_participants(path, columns=(), *, categorical=()):
-    """Read and check ``participants.tsv``: its ids and the covariate columns the model reads.
-
-    Parameters
-    ----------
-    path : str or Path
-        The table.
-    columns : sequence of str
-        Covariate columns read from it (their absence is the caller's finding).
-    categorical : sequence of str
-        Columns declared categorical (any text accepted).
-
-    Returns
-    -------
-    table : DataFrame
-        Every row; the numeric columns of :data:`PARTICIPANT_NUMBERS` that are read as
-        numbers are floats (n/a and bad values as NaN), the others text (n/a as NaN).
-    problems : list of Problem
-        Row findings, each naming the file, the column, the lines and the subject
-        (``KIND_SUBJECT``; subject None for a row whose participant_id is not a label).
-
-    Raises
-    ------
-    InputError
-        The file cannot be used at all: unreadable, empty, ragged, without a
-        ``participant_id`` column, a column named twice, or a covariate column mixing numbers
-        and text without being declared categorical.
-    """
-    path = Path(path)
-    table = read_tsv(path, kind=KIND_SUBJECT)
-    twice = _duplicate_columns(path)
-    if twice:
-        raise InputError(f'{path}: column(s) {", ".join(twice)} appear more than once in the '
-                         'header', kind=KIND_SUBJECT, file=path, key=twice[0],
-                         expected='each column once')
-    if 'participant_id' not in table.columns:
-        raise InputError(f"{path}: no 'participant_id' column (columns: "
-                         f'{", ".join(map(str, table.columns))})', kind=KIND_SUBJECT, file=path,
-                         key='participant_id', expected='participant_id as first column')
-    ids = table['participant_id'].astype(str).str.strip()
-    labels = ids.str.removeprefix('sub-')
-    subjects = np.where(ids.str.startswith('sub-') & labels.map(is_label), labels, None)
-    found = _Findings(table, np.array(_lines(path)), subjects, path)
-    found.add('participant_id', pd.isna(subjects), 'is not sub-<label>',
-              'sub-<letters and digits>')
-    found.add('participant_id', ids.duplicated(keep=False).to_numpy() & ~pd.isna(subjects),
-              'lists a participant more than once', 'one row per participant')
-    out = table.copy()
-    for name in columns:
-        if name not in table.columns or name == 'participant_id':
-            continue
-        text = table[name].astype(str).str.strip()
-        if name in PARTICIPANT_NUMBERS and name not in categorical:
-            low, high, unit = PARTICIPANT_NUMBERS[name]
-            out[name] = _numbers(found, name, low, high, missing_ok=True, unit=unit)
-            continue
-        number = pd.to_numeric(text.where(text != 'n/a'), errors='coerce').to_numpy(dtype=float)
-        present = (text != 'n/a').to_numpy() & (text != '').to_numpy()
-        is_number = np.isfinite(number)
-        if name not in categorical and is_number[present].any() and \
-                not is_number[present].all():
-            text_values = _values(table[name], present & ~is_number)
-            raise InputError(f'{path}: covariate column {name!r} holds numbers and text '
-                             f'({text_values}); correct them, write n/a for a missing value, '
-                             f'or declare {name!r} in group.categorical', kind=KIND_SUBJECT,
-                             file=path, key=name, expected='numbers or n/a, or only labels')
-        out[name] = table[name].where(present, np.nan)
-    out['participant_id'] = ids
-    return out, found.problems
 
 
 def _table_problem(path, message, key, expected):
