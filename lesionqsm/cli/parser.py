@@ -61,6 +61,12 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         opts, extra = super().parse_known_args(args, namespace)
+        if getattr(opts, 'brain_mask', None) == 'bet':
+            from ..interfaces.masks import bet_available
+
+            if not bet_available():
+                self.error("--brain-mask bet: FSL's 'bet' is not on PATH (install FSL and "
+                           'source its setup, or use --brain-mask auto)')
         if hasattr(opts, 'nprocs'):
             if not hasattr(opts, 'omp_nthreads'):
                 opts.omp_nthreads = default_omp_nthreads(opts.nprocs)
@@ -112,6 +118,13 @@ def build_parser():
                            default='auto', help='FLIRT if on PATH (auto), or the built-in engine')
     algorithm.add_argument('--field-strength', type=_positive_float,
                            help='B0 in T when the sidecars lack MagneticFieldStrength')
+    algorithm.add_argument('--derivatives', type=_existing_dir,
+                           help='derivatives with a brain mask per visit '
+                                '(sub-X/[ses-Y/]anat/*_desc-brain_mask.nii.gz, any grid): used '
+                                'instead of the automatic mask')
+    algorithm.add_argument('--brain-mask', choices=['auto', 'bet'], default='auto',
+                           help='brain mask of the visits without one in --derivatives: '
+                                'built-in (auto) or FSL BET (bet must be on PATH)')
     algorithm.add_argument('--phase-sign', type=int, choices=[1, -1],
                            help='-1 for scanners that store the conjugate phase')
 

@@ -137,9 +137,53 @@ def build_participant_workflow(opts, subjects_data, config):
             lesions_file=None if subject_data.lesion_errors else subject_data.lesions_tsv,
             registration=engine, qsm_options=config['qsm'],
             lesion_options=config['lesions'],
-            omp_nthreads=opts.omp_nthreads)
+            omp_nthreads=opts.omp_nthreads, brain_masks=user_brain_masks(opts, subject_data),
+            brain_mask_method=getattr(opts, 'brain_mask', 'auto'))
         workflow.add_nodes([subject_wf])
     return workflow
+
+
+def log_visit_warnings(output_dir, subjects_data):
+    """Log the ``Warnings`` of the Chimap sidecar of every visit of this run (the steps'
+    guesses and plausibility findings: the nodes ran in other processes, the sidecars carry
+    them)."""
+    import json
+
+    for data in subjects_data:
+        for session in data.sessions:
+            folder = Path(output_dir) / f'sub-{data.subject}'
+            if session.session_id is not None:
+                folder = folder / f'ses-{session.session_id}'
+            for sidecar in sorted(folder.glob('anat/*_Chimap.json')):
+                try:
+                    warnings = json.loads(sidecar.read_text()).get('Warnings', [])
+                except (OSError, ValueError, AttributeError):
+                    continue
+                for warning in warnings:
+                    LOGGER.warning('%s: %s', sidecar.name.removesuffix('_Chimap.json'),
+                                   warning)
+
+
+def user_brain_masks(opts, subject_data):
+    """session label -> the user's brain mask in ``--derivatives`` (logged per visit)."""
+    from ..interfaces.masks import find_brain_mask
+
+    derivatives = getattr(opts, 'derivatives', None)
+    if derivatives is None:
+        return {}
+    masks = {}
+    for session in subject_data.sessions:
+        if session.megre is None or not session.megre.has_phase:
+            continue
+        where = f'sub-{subject_data.subject} ses-{session.session_id or "(none)"}'
+        found = find_brain_mask(derivatives, subject_data.subject, session.session_id)
+        if found is None:
+            LOGGER.warning('%s: no *_desc-brain_mask.nii.gz in %s: the automatic brain mask '
+                           'is used', where, derivatives)
+        else:
+            LOGGER.info('%s: brain mask from %s', where, found)
+            masks[session.session_id] = str(found)
+    return masks
 
 
 def discover(opts):
@@ -241,6 +285,7 @@ def run_participant(opts, config):
             workflow.run(plugin=plugin, plugin_args=plugin_args)
         except RuntimeError as exc:
             run_error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        log_visit_warnings(output_dir, valid)
         crashed = summarise_crashes(crash_dir, since=started)
         for subject, cause in crashed.items():
             failures.setdefault(subject, cause)

@@ -33,6 +33,7 @@ from ..qsm.local_field import BackgroundOptions, remove_background
 from ..qsm.masking import MaskOptions, make_brain_mask
 from ..qsm.multiecho import fit_multiecho_complex
 from ..qsm.pipeline import ALGORITHM_VERSION
+from ..qsm.plausibility import check_chi
 from ..qsm.r2star import R2StarOptions, estimate_r2star
 from ..qsm.unwrap import UnwrapOptions, unwrap_field
 
@@ -142,7 +143,7 @@ class BrainMask(_StepInterface):
                                  self._options(), user_mask=user_mask)
         self._results['out_mask'] = save_like(result.mask, mag_img, runtime.cwd,
                                               'brain_mask.nii', dtype=np.uint8)
-        self._results['decisions'] = provenance.step_record(result.decisions)
+        self._results['decisions'] = provenance.step_record(result.decisions, result.warnings)
         return runtime
 
 
@@ -345,6 +346,7 @@ class DipoleInversion(_StepInterface):
             csf_mask=csf_mask, reference=self.inputs.reference,
             field_strength=self.inputs.field_strength, delta_te=self.inputs.delta_te,
             options=self._options())
+        chi.decisions.update(check_chi(chi.chi_ppm, chi.mask))  # fails an implausible χ map
         cwd = runtime.cwd
         self._results['out_chi'] = save_like(chi.chi_ppm, field_img, cwd, 'chi_ppm.nii')
         self._results['out_reference_mask'] = save_like(chi.reference_mask, field_img, cwd,

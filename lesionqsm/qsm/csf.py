@@ -33,7 +33,7 @@ class CSFMaskResult:
 
 def ventricular_csf_mask(r2star, brain_mask, voxel_size, *, r2star_threshold=5.0,
                          sphere_radius_mm=30.0, erosion_mm=10.0, n_components=3,
-                         min_volume_mm3=30.0):
+                         min_volume_mm3=30.0, min_total_ml=1.0):
     """Ventricular CSF by MEDI+0's rule: low R2* near the brain's centre, grown to all of it.
 
     1. Erode the brain mask by ``erosion_mm`` (MEDI: ``SMV(Mask, 10) > 0.999``).
@@ -77,7 +77,8 @@ def ventricular_csf_mask(r2star, brain_mask, voxel_size, *, r2star_threshold=5.0
     when fewer exist; here fewer are used and the message says so.  With none, the whole
     brain is the reference (mean χ over the brain = 0) and the message says so.  Seed
     regions below ``min_volume_mm3`` are ignored, so isolated noisy voxels in a brain without
-    visible ventricles do not become the reference.
+    visible ventricles do not become the reference, and so is a CSF region of less than
+    ``min_total_ml`` in all (small ventricles, a small field of view, a phantom's air bubble).
     """
     r2star = np.asarray(r2star, dtype=np.float32)
     brain_mask = np.asarray(brain_mask, dtype=bool)
@@ -119,6 +120,12 @@ def ventricular_csf_mask(r2star, brain_mask, voxel_size, *, r2star_threshold=5.0
     keep = keep[keep > 0]
     mask = np.isin(grown_labels, keep)
     volume_ml = mask.sum() * voxel_volume / 1000.0
+    if volume_ml < min_total_ml:
+        return CSFMaskResult(
+            mask=brain_mask.copy(), reference='whole_brain', n_seeds=int(big.size),
+            message=(f'the ventricular CSF found is {volume_ml:.2f} mL, less than '
+                     f'{min_total_ml:g} mL: too small for a stable zero reference; the whole '
+                     'brain is the zero reference'))
     shortfall = ('' if big.size == n_components else
                  f' (only {big.size} of the {n_components} requested regions exist)')
     return CSFMaskResult(
@@ -139,6 +146,8 @@ class CSFOptions:
                                    low=0.0)
     csf_min_volume_mm3: float = option(30.0, doc='smaller low-R2* regions are noise, mm3',
                                        low=0.0)
+    csf_min_total_ml: float = option(1.0, doc='less CSF than this in all is no reference (the '
+                                              'whole brain is), mL', low=0.0)
 
 
 def find_reference_region(r2star, brain_mask, voxel_size, options=CSFOptions()):
@@ -154,7 +163,7 @@ def find_reference_region(r2star, brain_mask, voxel_size, options=CSFOptions()):
     result = ventricular_csf_mask(
         r2star, brain_mask, voxel_size, r2star_threshold=options.csf_r2star_threshold,
         sphere_radius_mm=options.csf_sphere_radius_mm, erosion_mm=options.csf_erosion_mm,
-        min_volume_mm3=options.csf_min_volume_mm3)
+        min_volume_mm3=options.csf_min_volume_mm3, min_total_ml=options.csf_min_total_ml)
     if result.reference != 'ventricular_csf':
         result.mask = np.zeros_like(result.mask)
     return result

@@ -20,12 +20,13 @@ from .inversion import InversionOptions, invert_dipole
 from .local_field import BackgroundOptions, remove_background
 from .masking import MaskOptions, make_brain_mask
 from .multiecho import fit_multiecho_complex
+from .plausibility import check_chi
 from .r2star import R2StarOptions, estimate_r2star
 from .unwrap import UnwrapOptions, unwrap_field
 
 #: Version of the chain's numerical behaviour, recorded in every Chimap sidecar; bump it when
 #: any step's results change (the workflow's nodes then rerun instead of using their cache).
-ALGORITHM_VERSION = '3'
+ALGORITHM_VERSION = '4'
 
 #: The steps' options classes, in chain order, by attribute of :class:`QSMOptions`.
 STEP_OPTIONS = {
@@ -197,7 +198,7 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
     records.append(provenance.step_record(echoes.decisions, echoes.warnings))
     lap('prepare')
     mask = make_brain_mask(echoes.magnitude, voxel_size, options.mask, user_mask=brain_mask)
-    records.append(provenance.step_record(mask.decisions))
+    records.append(provenance.step_record(mask.decisions, mask.warnings))
     lap('brain_mask')
     fit = fit_multiecho_complex(echoes.signal, echoes.echo_times, mask=mask.mask)
     lap('multiecho_fit')
@@ -221,6 +222,7 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
                         noise_std=fit.noise_std, csf_mask=csf.mask, reference=csf.reference,
                         field_strength=field_strength, delta_te=fit.delta_te,
                         options=options.inversion)
+    chi.decisions.update(check_chi(chi.chi_ppm, chi.mask))  # fails an implausible χ map
     records.append(provenance.step_record(chi.decisions, chi.warnings))
     lap('inversion')
     metadata = provenance.chimap_metadata(records, options.as_flat_dict(),

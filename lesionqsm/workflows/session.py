@@ -3,6 +3,7 @@
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..interfaces.masks import BETBrainMask, UserBrainMask
 from ..interfaces.qsm import (
     BrainMask,
     CSFMask,
@@ -24,7 +25,8 @@ SESSION_OUTPUTS = [
 
 
 def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb=0.5,
-                        omp_nthreads=1, qsm_options=None, name='session_qsm_wf'):
+                        omp_nthreads=1, qsm_options=None, brain_mask_file=None,
+                        brain_mask_method='auto', name='session_qsm_wf'):
     """Reconstruct one visit's χ map (ppm) from its multi-echo GRE.
 
     The nodes are the steps of :func:`lesionqsm.qsm.reconstruct_session`, in the same order
@@ -53,6 +55,10 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         Threads for the FFT-heavy nodes.
     qsm_options : QSMOptions or dict, optional
         The chain's options (a flat dict is checked by :meth:`QSMOptions.from_mapping`).
+    brain_mask_file : str, optional
+        A brain mask on any grid (``--derivatives``), used instead of the automatic one.
+    brain_mask_method : {'auto', 'bet'}
+        Without ``brain_mask_file``: the built-in mask from the magnitude, or FSL BET.
 
     Inputs
     ------
@@ -84,7 +90,12 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
                    mem_gb=6 * mem_gb * n_echoes)
     prepare.inputs.echo_times = list(echo_times)
     prepare.inputs.phase_units = phase_units
-    brain_mask = step(BrainMask, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
+    if brain_mask_file is not None:
+        brain_mask = step(UserBrainMask, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
+        brain_mask.inputs.in_mask = str(brain_mask_file)
+    else:
+        interface = BETBrainMask if brain_mask_method == 'bet' else BrainMask
+        brain_mask = step(interface, 'brain_mask', qsm_options.mask, mem_gb=2 * mem_gb)
     fit_echoes = pe.Node(MultiEchoFit(), name='fit_echoes', mem_gb=4 * mem_gb * n_echoes)
     unwrap = step(Unwrap, 'unwrap', qsm_options.unwrap, mem_gb=4 * mem_gb)
     r2star = step(R2Star, 'r2star', qsm_options.r2star, mem_gb=3 * mem_gb * n_echoes)

@@ -27,7 +27,8 @@ def _label(session):
 
 
 def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration='auto',
-                    qsm_options=None, lesion_options=None, omp_nthreads=1, name=None):
+                    qsm_options=None, lesion_options=None, omp_nthreads=1, brain_masks=None,
+                    brain_mask_method='auto', name=None):
     """Process every visit of one subject and measure each annotated lesion at each visit.
 
     The baseline is the first visit (by ``acq_time``) with multi-echo GRE phase.  Each later
@@ -59,6 +60,11 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         How lesions are measured (:class:`lesionqsm.lesions.LesionOptions`).
     omp_nthreads : int
         Threads for FFT-heavy nodes.
+    brain_masks : dict, optional
+        session label -> a brain mask file (``--derivatives``) used instead of the automatic
+        mask of that visit.
+    brain_mask_method : {'auto', 'bet'}
+        How the other visits' brain masks are made (``--brain-mask``).
     name : str, optional
         Workflow name; ``sub_<label>_wf`` by default.
 
@@ -88,7 +94,9 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         qsm_wf = init_session_qsm_wf(
             echo_times=list(megre.echo_times), field_strength=megre.field_strength,
             phase_units=megre.phase_units, mem_gb=mem_gb, omp_nthreads=threads,
-            qsm_options=qsm_options, name=f'{_label(session)}_qsm_wf')
+            qsm_options=qsm_options, brain_mask_method=brain_mask_method,
+            brain_mask_file=(brain_masks or {}).get(session.session_id),
+            name=f'{_label(session)}_qsm_wf')
         qsm_wf.inputs.inputnode.mag_files = list(megre.mag_files)
         qsm_wf.inputs.inputnode.phase_files = list(megre.phase_files)
         ds_wf = init_ds_session_wf(output_dir=output_dir, source_file=megre.mag_files[0],
