@@ -274,7 +274,7 @@ def check_lesion_tables(paths):
     Parameters
     ----------
     paths : sequence of str or Path
-        ``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv`` files.
+        ``OUTPUT_DIR/sub-<label>/sub-<label>_lesions.tsv`` files, one per subject.
 
     Returns
     -------
@@ -289,12 +289,20 @@ def check_lesion_tables(paths):
     problems : list of Problem
         Each names the file and, for a value, the column, lines and values
         (``KIND_SUBJECT``: the subject is left out of the group models).
+
+    Raises
+    ------
+    ValueError
+        Two tables of one subject (from two output folders).
     """
     structures, problems, paths_of = [], [], {}
     for path in paths:
         subject, header, rows, found = _structure(path)
         problems += found
         if not found:
+            if subject in paths_of:
+                raise ValueError(f'{path} and {paths_of[subject]}: two lesion tables of '
+                                 f'sub-{subject}; check the tables of one output folder')
             structures.append((subject, header, rows))
             paths_of[subject] = Path(path)
     if not structures:
