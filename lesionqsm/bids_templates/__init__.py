@@ -64,6 +64,8 @@ OUTPUTS = {
                          description='brain mask, GRE grid'),
     'csf_mask': Output('mask', desc='csf', sidecar='mask_csf.json',
                        description='ventricular CSF mask (chi reference), GRE grid'),
+    'reliable_mask': Output('mask', desc='reliable', sidecar='mask_reliable.json',
+                            description='voxels whose chi was neither eroded nor extrapolated'),
     'xfm_gre_to_baseline': Output('xfm', '.mat', from_='GRE', to=BASELINE_SPACE, mode='image',
                                   description='this visit\'s GRE magnitude -> baseline GRE'),
     'lesion_table': Output('lesions', '.tsv', sidecar='lesions.json', level='subject',

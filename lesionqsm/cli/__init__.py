@@ -64,7 +64,7 @@ def main(argv=None):
 
                 return run_per_subject(opts, argv)
             return run_participant(opts, config)
-        return run_group(opts, config)
+        return run_group(opts, argv)
     except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
         LOGGER.error('%s', exc)
         return 2
@@ -140,35 +140,8 @@ def validate_input(bids_dir):
     return 0
 
 
-def run_group(opts, config):
+def run_group(opts, argv):
     """Fit the group models on every subject's lesion table; returns the exit code."""
-    from ..stats.errors import ModelError
-    from .group import group_options, run_group_level
+    from .group import run_group_command
 
-    options = getattr(opts, 'group_options', None) or group_options(
-        config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
-        inference=opts.inference)
-    try:
-        written = run_group_level(opts.output_dir, opts.bids_dir, options)
-    except ModelError as exc:
-        LOGGER.error('group model: %s', exc)
-        return 1
-    for kind, path in written.items():
-        LOGGER.info('group %s: %s', kind, path)
-    write_group_reports(opts.output_dir)
-    return 0
-
-
-def write_group_reports(output_dir):
-    """The group HTML report and the methods boilerplate; a failure here is a warning."""
-    from ..report import write_citation, write_group_report
-    from .progress import closing_lines
-
-    reports, citation = [], None
-    try:
-        reports.append(write_group_report(output_dir))
-        citation = write_citation(output_dir)['md']
-    except (OSError, ValueError) as exc:
-        LOGGER.warning('the group report could not be written: %s', exc)
-    for line in closing_lines(output_dir, level='group', reports=reports, citation=citation):
-        LOGGER.info('%s', line)
+    return run_group_command(opts, argv)

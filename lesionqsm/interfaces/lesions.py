@@ -31,7 +31,7 @@ from ..lesions import (
 from ..options import options_from_mapping
 from ..registration.fsl_matrix import fsl_to_world, read_fsl_matrix
 
-ALGORITHM_VERSION = '4'
+ALGORITHM_VERSION = '5'
 
 #: Column order of the per-subject lesion table (its data dictionary is a template).
 LESION_TABLE_COLUMNS = list(lesion_table_dictionary())
@@ -56,6 +56,8 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
                              desc='where the annotations came from (for messages)')
     brain_mask = File(exists=True, mandatory=True, desc='baseline brain mask')
     csf_mask = File(exists=True, desc='baseline CSF mask, excluded from NAWM')
+    reliable_mask = File(exists=True, desc='baseline voxels whose χ is reliable (flags lesions '
+                                           'that reach outside)')
     vein_mask = File(exists=True, desc='central-vein voxels to drop from lesion ROIs')
     options = traits.Dict(desc='lesion measure options (LesionOptions, as a dict)')
     algorithm_version = traits.Str(ALGORITHM_VERSION, usedefault=True, desc='reruns caches')
@@ -105,7 +107,9 @@ class LesionStatistics(SimpleInterface):
             brain=np.asanyarray(brain_img.dataobj) > 0,
             csf=mask_on_brain_grid(inputs.csf_mask) if isdefined(inputs.csf_mask) else None,
             veins=mask_on_brain_grid(inputs.vein_mask) if isdefined(inputs.vein_mask) else None,
-            voxel_size=tuple(float(v) for v in brain_img.header.get_zooms()[:3]))
+            voxel_size=tuple(float(v) for v in brain_img.header.get_zooms()[:3]),
+            reliable=mask_on_brain_grid(inputs.reliable_mask)
+            if isdefined(inputs.reliable_mask) else None)
         options = options_from_mapping(
             LesionOptions, inputs.options if isdefined(inputs.options) else {},
             section='lesions')

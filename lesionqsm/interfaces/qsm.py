@@ -285,6 +285,11 @@ class _BackgroundInputSpec(_StepInputSpec):
 class _BackgroundOutputSpec(_StepOutputSpec):
     out_field = File(exists=True, desc='local field, rad per ΔTE')
     out_mask = File(exists=True, desc='where the local field is defined')
+    out_reliable_mask = File(exists=True, desc='brain voxels no step eroded or extrapolated')
+    out_smv_radius = File(exists=True, desc='per-voxel SMV radius (mm) the inversion must '
+                                            'model; 0 everywhere when there is none')
+    inversion_smv = traits.Dict(desc='the SMV the inversion must model: smv_radius_mm (None, '
+                                     "mm, or 'per_voxel': out_smv_radius) and merit")
 
 
 class RemoveBackground(_StepInterface):
@@ -306,6 +311,16 @@ class RemoveBackground(_StepInterface):
                                                'local_field_rad.nii')
         self._results['out_mask'] = save_like(local.mask, field_img, cwd, 'local_mask.nii',
                                               dtype=np.uint8)
+        self._results['out_reliable_mask'] = save_like(local.reliable_mask, field_img, cwd,
+                                                       'reliable_mask.nii', dtype=np.uint8)
+        radius = local.inversion_smv.get('smv_radius_mm')
+        per_voxel = np.ndim(radius) == 3
+        radius_map = radius if per_voxel else np.zeros(local.mask.shape, dtype=np.float32)
+        self._results['out_smv_radius'] = save_like(radius_map, field_img, cwd,
+                                                    'smv_radius_mm.nii')
+        self._results['inversion_smv'] = {
+            'smv_radius_mm': 'per_voxel' if per_voxel else radius,
+            'merit': bool(local.inversion_smv.get('merit', False))}
         self._results['decisions'] = provenance.step_record(local.decisions)
         return runtime
 
@@ -319,6 +334,9 @@ class _DipoleInversionInputSpec(_StepInputSpec):
     in_csf_mask = File(exists=True, mandatory=True, desc='the CSF step’s region')
     reference = traits.Enum('ventricular_csf', 'whole_brain', mandatory=True,
                             desc='what the CSF step found')
+    inversion_smv = traits.Dict(desc="the background step's SMV (RemoveBackground)")
+    in_smv_radius = File(exists=True, desc='per-voxel SMV radius, mm (RemoveBackground)')
+    in_reliable_mask = File(exists=True, desc="the background step's reliable voxels")
     delta_te = traits.Float(mandatory=True, desc='echo spacing ΔTE in s')
     field_strength = traits.Float(mandatory=True, desc='B0 in T')
     prior_decisions = traits.List(traits.Dict, desc='the earlier steps’ decisions (sidecar)')
@@ -328,6 +346,8 @@ class _DipoleInversionInputSpec(_StepInputSpec):
 class _DipoleInversionOutputSpec(TraitedSpec):
     out_chi = File(exists=True, desc='susceptibility in ppm, reference mean = 0')
     out_reference_mask = File(exists=True, desc='the zero-reference region used')
+    out_reliable_mask = File(exists=True, desc='voxels whose χ no step eroded or '
+                                               'extrapolated (desc-reliable_mask)')
     metadata = traits.Dict(desc='sidecar entries for the Chimap')
 
 
@@ -346,17 +366,27 @@ class DipoleInversion(_StepInterface):
         magnitude = _on_grid(self.inputs.in_magnitude, field_img, path)
         noise_std = _on_grid(self.inputs.in_noise_std, field_img, path)
         voxel_size, b0_dir = _grid(field_img)
+        background_smv = dict(self.inputs.inversion_smv) \
+            if isdefined(self.inputs.inversion_smv) else {}
+        if background_smv.get('smv_radius_mm') == 'per_voxel':
+            background_smv['smv_radius_mm'] = _on_grid(self.inputs.in_smv_radius, field_img,
+                                                       path)
         chi = invert_dipole(
             field_img.get_fdata(dtype=np.float32), mask, magnitude, voxel_size, b0_dir=b0_dir,
             noise_std=noise_std,
             csf_mask=csf_mask, reference=self.inputs.reference,
             field_strength=self.inputs.field_strength, delta_te=self.inputs.delta_te,
-            options=self._options())
+            background_smv=background_smv, options=self._options())
         chi.decisions.update(check_chi(chi.chi_ppm, chi.mask))  # fails an implausible χ map
         cwd = runtime.cwd
         self._results['out_chi'] = save_like(chi.chi_ppm, field_img, cwd, 'chi_ppm.nii')
         self._results['out_reference_mask'] = save_like(chi.reference_mask, field_img, cwd,
                                                         'reference_mask.nii', dtype=np.uint8)
+        reliable = chi.mask
+        if isdefined(self.inputs.in_reliable_mask):
+            reliable = reliable & load_mask_on_grid(self.inputs.in_reliable_mask, field_img, path)
+        self._results['out_reliable_mask'] = save_like(reliable, field_img, cwd,
+                                                       'reliable_mask.nii', dtype=np.uint8)
         prior = list(self.inputs.prior_decisions) if isdefined(self.inputs.prior_decisions) \
             else []
         options = self.inputs.chain_options if isdefined(self.inputs.chain_options) else {}

@@ -55,6 +55,9 @@ class SubjectMaps:
         Central-vein voxels, dropped from ROIs and NAWM.
     voxel_size : tuple of 3 float
         mm.
+    reliable : bool ndarray or None
+        Baseline voxels whose χ no step eroded or extrapolated (``desc-reliable_mask``); None
+        when unknown.
     """
 
     chi: dict
@@ -64,6 +67,7 @@ class SubjectMaps:
     csf: np.ndarray | None
     veins: np.ndarray | None
     voxel_size: tuple
+    reliable: np.ndarray | None = None
 
 
 def measure_subject(participant_id, lesions, visit_times, maps, options=LesionOptions(), *,
@@ -140,6 +144,10 @@ def _measure_lesion(participant_id, lesion, visit_times, maps, exclude, options,
                 if other_id != label:
                     others |= other > SUPPORT_FRACTION
         others &= fraction < 0.5
+    reliable = 'n/a'
+    if fraction is not None and maps.reliable is not None:
+        reaches_out = np.any((fraction > SUPPORT_FRACTION) & ~maps.reliable)
+        reliable = 'false' if reaches_out else 'true'
     baseline_volume = maps.volumes.get(detected, {}).get(label, np.nan)
     rows = []
     for session, time in visit_times.items():
@@ -183,6 +191,7 @@ def _measure_lesion(participant_id, lesion, visit_times, maps, exclude, options,
             'baseline_volume_mm3': baseline_volume,
             'volume_change_mm3': volume - baseline_volume,
             'n_voxels': stats['n_voxels'],
+            'chi_reliable': reliable if session in maps.chi else 'n/a',
             'status': status,
         })
     return rows

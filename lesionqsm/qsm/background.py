@@ -61,7 +61,7 @@ def data_weights(noise_std, mask):
 
 
 def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, tol=1e-3,
-        max_iter=200, pad_voxels=(8, 8, 8), return_info=False):
+        max_iter=200, pad_voxels=(8, 8, 8), crop=False, return_info=False):
     """Projection onto dipole fields: remove the field of every source outside the mask.
 
     Finds the susceptibility ``χ_out`` outside the mask whose field best matches the total
@@ -94,6 +94,12 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         Zero-padding on each side of each axis (rounded up to a fast FFT length), so that
         background sources just outside the field of view can be represented and the circular
         convolution does not wrap one edge onto the other.
+    crop : bool, optional
+        Work on the mask's bounding box (plus ``pad_voxels``) instead of the whole field of
+        view: only sources within ``pad_voxels`` of the box are represented, which leaves
+        the smooth (harmonic) field of far sources, and costs less when the head does not
+        fill the field of view.  Meant to be followed by a harmonic-field removal
+        (:mod:`lesionqsm.qsm.vsmv`).
     return_info : bool, optional
         Also return a dict with ``iterations`` and ``relative_residual``.
 
@@ -124,6 +130,12 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
     if not 0 < tol < 1:
         raise ValueError(f'PDF tolerance must be in (0, 1), got {tol}')
     w = data_weights(noise_std, mask)
+    full_shape = field.shape
+    box = tuple(slice(0, n) for n in full_shape)
+    if crop:
+        idx = np.nonzero(mask)
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+        field, mask, w = field[box], mask[box], w[box]
     shape = field.shape
     padded = tuple(scipy.fft.next_fast_len(n + 2 * int(p), real=True)
                    for n, p in zip(shape, pad_voxels, strict=True))
@@ -149,9 +161,11 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
     b = np.where(outside, conv(w2 * f_pad), 0.0).astype(np.float32)
     chi_out, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter)
     background = conv(np.where(outside, chi_out, 0.0))[inner]
-    local = np.where(mask, field - background, 0.0).astype(np.float32)
+    local = np.zeros(full_shape, dtype=np.float32)
+    local[box] = np.where(mask, field - background, 0.0)
     if return_info:
-        return local, {'iterations': iterations, 'relative_residual': rel}
+        return local, {'iterations': iterations, 'relative_residual': rel,
+                       'fft_shape': padded}
     return local
 
 

@@ -33,9 +33,11 @@ class InversionOptions:
                            low_open=True, high_open=True)
     edge_fraction: float = option(0.9, doc='fraction of mask voxels counted as edges',
                                   low=0.0, high=1.0, low_open=True)
-    smv_radius_mm: float = option(0.0, doc='SMV radius inside MEDI, mm (0: off; the MEDI '
-                                           'toolbox uses 5)', low=0.0)
-    merit: bool = option(False, doc='model-error (MERIT) reweighting inside MEDI')
+    smv_radius_mm: float = option(0.0, doc='SMV radius inside MEDI, mm (0: off), only with '
+                                           'background pdf or lbv (the background methods '
+                                           'that end in MEDI set their own)', low=0.0)
+    merit: bool = option(False, doc='model-error (MERIT) reweighting inside MEDI (on with '
+                                    'background medi_toolbox)')
     tkd_threshold: float = option(0.19, doc='TKD k-space threshold', low=0.0, high=1.0,
                                   low_open=True, high_open=True)
 
@@ -96,7 +98,8 @@ def choose_reference(csf_mask, reference, local_mask):
 
 
 def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noise_std,
-                  csf_mask, reference, field_strength, delta_te, options=InversionOptions()):
+                  csf_mask, reference, field_strength, delta_te, background_smv=None,
+                  options=InversionOptions()):
     """The dipole-inversion step.
 
     Parameters
@@ -121,11 +124,20 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
         B0 in T.
     delta_te : float
         Echo spacing in s (the unit of the field).
+    background_smv : dict, optional
+        The SMV the background step prescribes (:attr:`lesionqsm.qsm.local_field.LocalField.
+        inversion_smv`): ``smv_radius_mm`` (a radius in mm or a per-voxel radius map) and
+        ``merit``.  It replaces ``options.smv_radius_mm``; ``merit`` is on if either asks.
     options : InversionOptions
 
     Returns
     -------
     Susceptibility
+
+    Raises
+    ------
+    ValueError
+        ``options.smv_radius_mm`` set while the background step prescribes its own SMV.
     """
     local_mask = np.asarray(local_mask, dtype=bool)
     reference, reference_mask, warnings = choose_reference(csf_mask, reference, local_mask)
@@ -140,11 +152,17 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
         parameters['tkd_threshold'] = options.tkd_threshold
         info = {}
     else:
+        smv_radius, merit = options.smv_radius_mm or None, options.merit
+        if background_smv and background_smv.get('smv_radius_mm') is not None:
+            if smv_radius is not None:
+                raise ValueError('qsm.smv_radius_mm is set, but the background method already '
+                                 'ends in an SMV inside MEDI: set one or the other')
+            smv_radius = background_smv['smv_radius_mm']
+            merit = merit or bool(background_smv.get('merit', False))
         solver_options = dict(
             lambda_=options.lambda_, max_gn_iter=options.max_gn_iter, gn_tol=options.gn_tol,
             cg_max_iter=options.cg_max_iter, cg_tol=options.cg_tol,
-            edge_fraction=options.edge_fraction,
-            smv_radius_mm=options.smv_radius_mm or None, merit=options.merit)
+            edge_fraction=options.edge_fraction, smv_radius_mm=smv_radius, merit=merit)
         # λ_CSF and the CSF mean as zero only with a real CSF region; else plain MEDI
         csf = reference_mask if reference == 'ventricular_csf' else None
         if options.inversion == 'medi+0' and csf is not None:
@@ -162,6 +180,8 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
                 noise_std=noise_std, csf_mask=csf, field_strength=field_strength,
                 delta_te=delta_te, **solver_options)
         parameters.update(solver_options)
+        if np.ndim(smv_radius) == 3:
+            parameters['smv_radius_mm'] = 'edge-aware, per voxel (background step)'
         chi_mask = np.asarray(info.get('mask', local_mask), dtype=bool)
     chi = np.where(chi_mask, chi, 0).astype(np.float32)
     decisions = {

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import scipy.fft
 
+from . import vsmv
 from .cg import conjugate_gradient
 from .constants import radians_to_ppm
 from .dipole import dipole_kernel
@@ -32,13 +33,17 @@ from .medi_weights import data_weights, gradient_mask, merit_noise_update
 from .smv import smv_filter, smv_kernel
 
 #: Bump when the numerical behaviour changes (recorded in the output metadata).
-VERSION = '1'
+VERSION = '2'
 
 #: Voxels kept around the mask's bounding box when the problem is cropped for speed.
 CROP_MARGIN = 12
 
 #: Smallest solver box (voxels) whose FFTs use all cores.
 FFT_THREADS_MIN_SIZE = 2**19
+
+#: Precondition each Gauss-Newton step's CG with the k-space inverse of its operator (the
+#: weights replaced by their means); the stopping rule is unchanged.
+PRECONDITION = True
 
 #: Lagged-diffusivity smoothing ε of the TV weights, (rad/mm)²; MEDI_L1.m's ``e``.
 TV_EPSILON = 1e-6
@@ -76,7 +81,21 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
         if csf_mask.shape != field.shape:
             raise ValueError(f'csf_mask shape {csf_mask.shape} differs from {field.shape}')
     smv_kernel_rfft = None
-    if smv_radius_mm:
+    edge_smv = None
+    if np.ndim(smv_radius_mm) == 3:
+        # per-voxel kernel choice (lesionqsm.qsm.vsmv): the mask loses only its outer layer
+        if np.shape(smv_radius_mm) != field.shape:
+            raise ValueError(f'the smv_radius_mm map has shape {np.shape(smv_radius_mm)}, '
+                             f'the field {field.shape}')
+        edge_smv = vsmv.EdgeAwareSMV.from_radius_map(np.where(mask, smv_radius_mm, 0),
+                                                     voxel_size)
+        mask = edge_smv.kept
+        if not mask.any():
+            raise ValueError('the smv_radius_mm map is 0 everywhere in the mask')
+        field = edge_smv.apply(np.where(mask, field, 0))
+        finite = np.where(np.isfinite(noise), noise, 0.0)
+        noise = np.sqrt(np.maximum(edge_smv.smooth_variance(finite**2), 0.0) + noise**2)
+    elif smv_radius_mm:
         mask = smv_filter(mask.astype(np.float32), voxel_size, smv_radius_mm) > 0.999
         if not mask.any():
             raise ValueError(f'the mask vanishes after SMV erosion with radius {smv_radius_mm} mm')
@@ -93,7 +112,9 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
     box = _solver_box(mask, margin=crop_margin)
     full_shape = field.shape
     full_mask = mask
-    if smv_radius_mm:  # the kernel (1 - S) D is periodic on the solver's box
+    if edge_smv is not None:
+        edge_smv = edge_smv.crop(box)
+    elif smv_radius_mm:  # the kernel (1 - S) D is periodic on the solver's box
         smv_kernel_rfft = smv_kernel(tuple(b.stop - b.start for b in box), voxel_size,
                                      smv_radius_mm, rfft=True)
     field, mask, noise = field[box], mask[box], noise[box]
@@ -103,7 +124,8 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
     m = data_weights(noise, mask)
     return dict(field=np.ascontiguousarray(field), mask=mask, noise=np.ascontiguousarray(noise),
                 m=m, m_g=m_g, csf_mask=csf_mask, edge_threshold=edge_threshold,
-                smv_kernel_rfft=smv_kernel_rfft, smv_radius_mm=smv_radius_mm, box=box,
+                smv_kernel_rfft=smv_kernel_rfft, edge_smv=edge_smv,
+                smv_radius_mm=smv_radius_mm, box=box,
                 full_shape=full_shape, full_mask=full_mask)
 
 
@@ -174,6 +196,10 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         spec *= kernel
         return scipy.fft.irfftn(spec, s=shape, workers=workers, overwrite_x=True)
 
+    forward = adjoint = dconv
+    if problem.get('edge_smv') is not None:
+        forward, adjoint = vsmv.dipole_operators(problem['edge_smv'], kernel, workers=workers)
+
     diff = np.zeros((3,) + shape, dtype=np.float32)  # last plane of each axis stays 0
     slices = []
     for axis in range(3):
@@ -231,28 +257,34 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             np.divide(m_g[axis], g, out=tv_w[axis])
             tv_w[axis] *= inv_h[axis] * inv_h[axis]
 
+        precondition = None
+        if PRECONDITION:
+            precondition = _kspace_preconditioner(kernel, problem.get('edge_smv'), tv_w, w2,
+                                                  mask, shape, workers)
+
         def apply_a(p, tv_w=tv_w, w2=w2):
             out = tv_operator(p, tv_w, out_buf)
-            fid = dconv(p)
+            fid = forward(p)
             fid *= w2
-            out += dconv(fid)
+            out += adjoint(fid)
             if csf_idx is not None:
                 add_csf_term(p, out)
             return out
 
-        w = m * np.exp(1j * dconv(x)).astype(np.complex64)
+        w = m * np.exp(1j * forward(x)).astype(np.complex64)
         # Re(conj(w) · (-i) · (w - b0)) = -Im(conj(w) · b0)
         data_grad = np.negative((np.conj(w) * b0).imag)
         b = tv_operator(x, tv_w, np.empty(shape, dtype=np.float32))
-        b += lam2 * dconv(data_grad)
+        b += lam2 * adjoint(data_grad)
         if csf_idx is not None:
             add_csf_term(x, b)
         np.negative(b, out=b)
-        dx, n_cg, rel = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter)
+        dx, n_cg, rel = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter,
+                                           precondition=precondition)
         x_norm = float(np.linalg.norm(x))
         ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
         x += dx
-        residual = m * np.exp(1j * dconv(x)).astype(np.complex64) - b0
+        residual = m * np.exp(1j * forward(x)).astype(np.complex64) - b0
         history['update_ratio'].append(ratio)
         history['cg_iterations'].append(n_cg)
         history['cg_relative_residual'].append(rel)
@@ -265,6 +297,38 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             w2 = lam2 * m * m
     history['iterations'] = it
     return x, history
+
+
+def _kspace_preconditioner(kernel, edge_smv, tv_w, w2, mask, shape, workers):
+    """Inverse of the Gauss-Newton operator with its weights replaced by their mask means.
+
+    ``P(k) = mean(W²) K(k)² + Σ_a mean(V_a) (2 - 2 cos 2πk_a)``: the data term's kernel ``K``
+    (``D``, or ``(1 - S) D`` of the largest sphere with SMV) and the TV term's 3-point
+    Laplacian.  Applied by one real FFT pair; CG then stops at the same relative residual of
+    the unpreconditioned system (the stopping rule does not change).
+    """
+    data = kernel
+    if edge_smv is not None and edge_smv.bands:
+        data = kernel * edge_smv.sphere_kernels()[0]
+        data = kernel - data
+    symbol = float(w2[mask].mean()) * np.asarray(data, dtype=np.float32) ** 2
+    for axis in range(3):
+        n = shape[axis]
+        m = symbol.shape[axis]
+        lap = 2.0 - 2.0 * np.cos(2.0 * np.pi * np.arange(m) / n)
+        weight = float(tv_w[axis][mask].mean())
+        symbol = symbol + np.float32(weight) * lap.reshape(
+            [-1 if a == axis else 1 for a in range(3)]).astype(np.float32)
+    symbol = np.asarray(symbol, dtype=np.float32)
+    symbol[0, 0, 0] = symbol.max()
+    inverse = (1.0 / symbol).astype(np.float32)
+
+    def precondition(r):
+        spec = scipy.fft.rfftn(r, workers=workers)
+        spec *= inverse
+        return scipy.fft.irfftn(spec, s=shape, workers=workers, overwrite_x=True)
+
+    return precondition
 
 
 def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf_mask,
@@ -354,9 +418,13 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
     edge_fraction : float, optional
         Edge gradient components as a fraction of mask voxels (default 0.9, see
         :func:`lesionqsm.qsm.medi_weights.gradient_mask`).
-    smv_radius_mm : float, optional
-        If set (MEDI uses 5 mm), remove the residual background by SMV filtering, erode the
-        mask by the sphere and use the kernel ``(1 - S) D``.
+    smv_radius_mm : float or ndarray, optional
+        If a number (MEDI uses 5 mm), remove the residual background by SMV filtering, erode
+        the mask by the sphere and use the kernel ``(1 - S) D``.  If a per-voxel map of the
+        field's shape (:func:`lesionqsm.qsm.vsmv.radius_map`: sphere radius in mm, -1 for the
+        7-point mean, 0 to drop the voxel), the edge-aware filter ``H`` of
+        :mod:`lesionqsm.qsm.vsmv` is applied to the field and the model is ``H D χ``: only
+        the voxels where the map is 0 (the mask's outer layer) are lost.
     merit : bool, optional
         Model-error reweighting of the data weights after each Gauss-Newton step.
 

@@ -40,6 +40,10 @@ STEP_OPTIONS = {
 }
 
 
+#: Background methods whose SMV step runs inside the dipole inversion.
+SMV_BACKGROUNDS = ('pdf_edge_smv', 'medi_toolbox')
+
+
 @dataclass(frozen=True)
 class QSMOptions:
     """Every option of the QSM chain, one options object per step.
@@ -79,6 +83,12 @@ class QSMOptions:
                      klass, {k: v for k, v in mapping.items() if owners[k] == step},
                      section=section)
                  for step, klass in STEP_OPTIONS.items()}
+        if (steps['inversion'].smv_radius_mm
+                and steps['background'].background in SMV_BACKGROUNDS):
+            raise OptionError(f'{section}.smv_radius_mm',
+                              f"background {steps['background'].background!r} already ends in "
+                              'an SMV inside MEDI; smv_radius_mm applies with pdf, lbv or '
+                              'vsharp only')
         return cls(**steps)
 
     def as_flat_dict(self):
@@ -114,6 +124,8 @@ class SessionReconstruction:
         Background-removed field, radians per ``delta_te``.
     local_mask : bool ndarray
         Where χ is defined.
+    reliable_mask : bool ndarray
+        Brain-mask voxels that no step eroded or extrapolated.
     chi_ppm : float32 ndarray
         Susceptibility in ppm, mean 0 over ``csf_mask``, 0 outside ``local_mask``.
     delta_te : float
@@ -137,6 +149,7 @@ class SessionReconstruction:
     reference: str
     local_field_rad: np.ndarray
     local_mask: np.ndarray
+    reliable_mask: np.ndarray
     chi_ppm: np.ndarray
     delta_te: float
     metadata: dict = field(default_factory=dict)
@@ -225,7 +238,7 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
     chi = invert_dipole(local.field, local.mask, echoes.magnitude, voxel_size, b0_dir=b0_dir,
                         noise_std=fit.noise_std, csf_mask=csf.mask, reference=csf.reference,
                         field_strength=field_strength, delta_te=fit.delta_te,
-                        options=options.inversion)
+                        background_smv=local.inversion_smv, options=options.inversion)
     chi.decisions.update(check_chi(chi.chi_ppm, chi.mask))  # fails an implausible χ map
     records.append(provenance.step_record(chi.decisions, chi.warnings))
     lap('inversion')
@@ -236,5 +249,6 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
         magnitude=echoes.magnitude, field_rad=fit.field_rad, noise_std=fit.noise_std,
         unwrapped_field_rad=unwrapped, brain_mask=mask.mask, r2star=r2s,
         csf_mask=chi.reference_mask, reference=chi.reference, local_field_rad=local.field,
-        local_mask=chi.mask, chi_ppm=chi.chi_ppm, delta_te=float(fit.delta_te),
+        local_mask=chi.mask, reliable_mask=local.reliable_mask & chi.mask, chi_ppm=chi.chi_ppm,
+        delta_te=float(fit.delta_te),
         metadata=metadata, warnings=metadata['Warnings'], timings=timings)

@@ -66,6 +66,17 @@ REFERENCES = {r.key: r for r in (
               'Zhou, Dong and Liu, Tian and Spincemaille, Pascal and Wang, Yi',
               'Background field removal by solving the Laplacian boundary value problem',
               'NMR in Biomedicine', 2014, '27', '312--319', '10.1002/nbm.3064'),
+    Reference('schweser2011sharp', 'article',
+              'Schweser, Ferdinand and Deistung, Andreas and Lehr, Berengar Wendel and '
+              'Reichenbach, J{\\"u}rgen Rainer',
+              'Quantitative imaging of intrinsic magnetic tissue properties using MRI signal '
+              'phase: an approach to in vivo brain iron metabolism?', 'NeuroImage', 2011, '54',
+              '2789--2807', '10.1016/j.neuroimage.2010.10.070'),
+    Reference('li2011vsharp', 'article',
+              'Li, Wei and Wu, Bing and Liu, Chunlei',
+              'Quantitative susceptibility mapping of human brain reflects spatial variation in '
+              'tissue composition', 'NeuroImage', 2011, '55', '1645--1656',
+              '10.1016/j.neuroimage.2010.11.088'),
     Reference('pei2015arlo', 'article',
               'Pei, Mengchao and Nguyen, Thanh D. and Thimmappa, Nanda D. and Salustri, Carlo '
               'and Dong, Fang and Cooper, Mitchell A. and Li, Jianqi and Prince, Martin R. and '
@@ -176,7 +187,10 @@ def methods_facts(output_dir):
             references.update(['liu2018medi0'])
     background = _values(chi, 'background', 'BackgroundRemoval', 'background_method')
     for value in background:
-        references.update({'pdf': ['liu2011pdf'], 'lbv': ['zhou2014lbv']}.get(
+        references.update({'pdf': ['liu2011pdf'], 'lbv': ['zhou2014lbv'],
+                           'pdf_edge_smv': ['liu2011pdf', 'schweser2011sharp', 'li2011vsharp'],
+                           'medi_toolbox': ['liu2011pdf', 'schweser2011sharp'],
+                           'vsharp': ['schweser2011sharp', 'li2011vsharp']}.get(
             str(value).lower(), []))
     r2star = _values(chi, 'r2star_method', 'R2starMethod')
     if any(str(v).lower() == 'arlo' for v in r2star):
@@ -222,6 +236,7 @@ def methods_facts(output_dir):
         'mask_opening': _one(_values(chi, 'mask_opening_mm'), 'mm'),
         'mask_erosion': _one(_values(chi, 'mask_erosion_mm'), 'mm'),
         'background': _one(background),
+        'edge_smv_radius': _one(_values(chi, 'edge_smv_max_radius_mm')),
         'r2star': _one(r2star),
         'csf_threshold': _one(_values(chi, 'csf_r2star_threshold', 'CSFR2starThreshold'),
                               '1/s'),

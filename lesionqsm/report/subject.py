@@ -30,7 +30,7 @@ LESION_SHELL_MM = (1.0, 5.0)
 _TABLE_COLUMNS = ('lesion_id', 'session_id', 'acq_time', 'lesion_age_years', 'rim',
                   'enhancement', 'chi_rel_ppb', 'chi_lesion_ppb', 'chi_nawm_ppb',
                   'chi_rel_roi_mean_ppb', 'volume_mm3', 'volume_change_mm3', 'n_voxels',
-                  'status')
+                  'chi_reliable', 'status')
 
 
 @dataclass
@@ -397,6 +397,15 @@ def _warnings(run):
         engine = next((str(meta[k]) for k in ('Engine', 'RegistrationEngine') if k in meta), '')
         if engine and 'flirt' not in engine.lower():
             found.append(('sidecar', visit.label, f'registered with {engine}, not FSL FLIRT'))
+    table = run.lesion_table
+    if table is not None and 'chi_reliable' in table.columns:
+        flagged = table[table['chi_reliable'].astype(str).str.lower() == 'false']
+        for lesion_id, rows in flagged.groupby('lesion_id', sort=False):
+            found.append(('lesion table', f'lesion {lesion_id}',
+                          f'lesion {lesion_id} reaches voxels whose χ was eroded or '
+                          f'extrapolated (outside desc-reliable_mask) at '
+                          f"{', '.join(map(str, rows['session_id']))}: treat its χ with "
+                          'caution'))
     for record in run.log_records:
         if record.level == 'WARNING':
             found.append(('log', record.time, record.message.splitlines()[0]))

@@ -32,12 +32,12 @@ def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
     ------
     chi : χ (ppm) on the visit's GRE grid;  chi_metadata : its sidecar entries
     chi_baseline : χ (ppm) resampled onto the baseline visit's GRE grid
-    r2star : R2* (1/s);  brain_mask, csf_mask : binary masks
+    r2star : R2* (1/s);  brain_mask, csf_mask, reliable_mask : binary masks
     xfm_to_baseline : FSL matrix from this visit's GRE to the baseline GRE
     """
     workflow = pe.Workflow(name=name)
     fields = ['chi', 'chi_metadata', 'chi_baseline', 'r2star', 'brain_mask', 'csf_mask',
-              'xfm_to_baseline']
+              'reliable_mask', 'xfm_to_baseline']
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name='inputnode')
 
     def sink(node_name, **kwargs):
@@ -53,6 +53,7 @@ def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
     ds_r2star = sink('ds_r2star', suffix='R2starmap')
     ds_brain_mask = sink('ds_brain_mask', suffix='mask', desc='brain')
     ds_csf_mask = sink('ds_csf_mask', suffix='mask', desc='csf')
+    ds_reliable_mask = sink('ds_reliable_mask', suffix='mask', desc='reliable')
     ds_xfm = sink('ds_xfm', suffix='xfm', extension='.mat', from_='GRE', to='baseline',
                   mode='image')
     if registration_engine is not None:
@@ -64,6 +65,7 @@ def init_ds_session_wf(*, output_dir, source_file, baseline_reference,
         (inputnode, ds_r2star, [('r2star', 'in_file')]),
         (inputnode, ds_brain_mask, [('brain_mask', 'in_file')]),
         (inputnode, ds_csf_mask, [('csf_mask', 'in_file')]),
+        (inputnode, ds_reliable_mask, [('reliable_mask', 'in_file')]),
         (inputnode, ds_xfm, [('xfm_to_baseline', 'in_file')]),
     ])  # fmt:skip
     return workflow
@@ -102,7 +104,7 @@ def expected_outputs(output_dir, subject_data):
 
     subject = subject_data.subject
     names = ('chimap', 'chimap_baseline', 'r2starmap', 'brain_mask', 'csf_mask',
-             'xfm_gre_to_baseline')
+             'reliable_mask', 'xfm_gre_to_baseline')
     paths = []
     for session in subject_data.sessions:
         if not session.has_qsm_input:

@@ -20,7 +20,7 @@ from ..qsm.pipeline import QSMOptions
 SESSION_OUTPUTS = [
     'magnitude', 'signal', 'echo_times', 'field', 'noise_std', 'unwrapped_field',
     'brain_mask', 'r2star', 'csf_mask', 'reference', 'reference_mask', 'local_field',
-    'local_mask', 'chi', 'chi_metadata',
+    'local_mask', 'reliable_mask', 'chi', 'chi_metadata',
 ]
 
 
@@ -31,7 +31,7 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
 
     The nodes are the steps of :func:`lesionqsm.qsm.reconstruct_session`, in the same order
     and with the same options: echoes read and scaled, brain mask, complex multi-echo fit,
-    unwrapping, R2*, CSF reference search, background removal (PDF or LBV) and the dipole
+    unwrapping, R2*, CSF reference search, background removal and the dipole
     inversion (MEDI+0 referenced to the ventricular CSF; plain MEDI referenced to the whole
     brain when no CSF is found).
 
@@ -71,7 +71,8 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
     magnitude : root-sum-of-squares magnitude (the registration target)
     field, noise_std, unwrapped_field, local_field : rad per echo spacing
     r2star : 1/s;  brain_mask, csf_mask (empty when none was found), local_mask,
-    reference_mask : binary;  reference : the reference region's name
+    reliable_mask (χ neither eroded nor extrapolated), reference_mask : binary;
+    reference : the reference region's name
     chi_metadata : dict for the Chimap sidecar
     """
     if not isinstance(qsm_options, QSMOptions):
@@ -124,7 +125,10 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         (unwrap, remove_background, [('out_field', 'in_field')]),
         (brain_mask, remove_background, [('out_mask', 'in_mask')]),
         (fit_echoes, remove_background, [('out_noise_std', 'in_noise_std')]),
-        (remove_background, invert_dipole, [('out_field', 'in_field'), ('out_mask', 'in_mask')]),
+        (remove_background, invert_dipole, [('out_field', 'in_field'), ('out_mask', 'in_mask'),
+                                            ('out_reliable_mask', 'in_reliable_mask'),
+                                            ('out_smv_radius', 'in_smv_radius'),
+                                            ('inversion_smv', 'inversion_smv')]),
         (prepare, invert_dipole, [('out_magnitude', 'in_magnitude')]),
         (fit_echoes, invert_dipole, [('out_noise_std', 'in_noise_std'),
                                      ('delta_te', 'delta_te')]),
@@ -146,6 +150,7 @@ def init_session_qsm_wf(*, echo_times, field_strength, phase_units='rad', mem_gb
         (remove_background, outputnode, [('out_field', 'local_field'),
                                          ('out_mask', 'local_mask')]),
         (invert_dipole, outputnode, [('out_chi', 'chi'), ('metadata', 'chi_metadata'),
-                                     ('out_reference_mask', 'reference_mask')]),
+                                     ('out_reference_mask', 'reference_mask'),
+                                     ('out_reliable_mask', 'reliable_mask')]),
     ])  # fmt:skip
     return workflow

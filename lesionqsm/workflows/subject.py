@@ -109,7 +109,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
                              ('outputnode.chi_metadata', 'inputnode.chi_metadata'),
                              ('outputnode.r2star', 'inputnode.r2star'),
                              ('outputnode.brain_mask', 'inputnode.brain_mask'),
-                             ('outputnode.csf_mask', 'inputnode.csf_mask')]),
+                             ('outputnode.csf_mask', 'inputnode.csf_mask'),
+                             ('outputnode.reliable_mask', 'inputnode.reliable_mask')]),
         ])  # fmt:skip
         session_nodes[session.session_id] = (qsm_wf, ds_wf, mem_gb)
 
@@ -197,7 +198,8 @@ def init_subject_wf(subject_data, *, output_dir, lesions_file=None, registration
         (merge_chi, lesion_stats, [('out', 'chi_files')]),
         (merge_fractions, lesion_stats, [('out', 'fraction_files')]),
         (base_qsm_wf, lesion_stats, [('outputnode.brain_mask', 'brain_mask'),
-                                     ('outputnode.csf_mask', 'csf_mask')]),
+                                     ('outputnode.csf_mask', 'csf_mask'),
+                                     ('outputnode.reliable_mask', 'reliable_mask')]),
         (lesion_stats, ds_table_wf, [('out_table', 'inputnode.table'),
                                      ('out_dictionary', 'inputnode.dictionary')]),
     ])  # fmt:skip

@@ -5,8 +5,9 @@ NIfTI files between the steps (float32, complex64 and uint8, all lossless for wh
 return).  Each case runs the session workflow on echo files written from the analytic head
 phantom and ``reconstruct_session`` on the same files read by the same reader, and requires
 the same χ to 1e-6 ppm and the same sidecar decisions.  The cases cover every background
-removal × inversion pair, CSF found and not found, and 2, 3 and 5 echoes; MEDI is cut to
-2 Gauss-Newton steps of 20 CG iterations (equality does not depend on convergence).
+removal × inversion pair (the SMV-in-MEDI methods with MEDI), CSF found and not found, and
+2, 3 and 5 echoes; MEDI is cut to 2 Gauss-Newton steps of 20 CG iterations (equality does
+not depend on convergence).
 """
 
 import dataclasses
@@ -25,6 +26,9 @@ FAST = {'max_gn_iter': 2, 'cg_max_iter': 20}
 TE5 = 0.005 * np.arange(1, 6)
 
 CASES = [  # background, inversion, ventricles, echo indices
+    ('pdf_edge_smv', 'medi+0', 3, [0, 1, 2, 3, 4]),
+    ('pdf_edge_smv', 'medi', 0, [0, 1]),
+    ('medi_toolbox', 'medi+0', 3, [0, 2, 4]),
     ('pdf', 'medi+0', 3, [0, 1, 2, 3, 4]),
     ('lbv', 'medi', 3, [0, 2, 4]),
     ('pdf', 'tkd', 0, [0, 1]),
@@ -89,3 +93,5 @@ def test_workflow_equals_api(phantoms, tmp_path, background, inversion, ventricl
                          for f in dataclasses.fields(klass)}
     reference_mask = np.asanyarray(nb.load(outputs['invert_dipole'].out_reference_mask).dataobj)
     np.testing.assert_array_equal(reference_mask > 0, api.csf_mask)
+    reliable = np.asanyarray(nb.load(outputs['invert_dipole'].out_reliable_mask).dataobj)
+    np.testing.assert_array_equal(reliable > 0, api.reliable_mask)
