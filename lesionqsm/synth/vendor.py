@@ -74,6 +74,7 @@ PHASE_STORAGE = {
 }
 
 VARIANTS = {
+    'reference': Variant('the visit as generated: phase in radians, every echo, 3-D'),
     'siemens-dcm2niix': Variant('Siemens 12-bit phase with dcm2niix scaling',
                                 phase='siemens-dcm2niix'),
     'siemens-unsigned': Variant('Siemens 12-bit phase 0..4095, unscaled',

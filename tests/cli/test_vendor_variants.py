@@ -1,11 +1,12 @@
 """Scans stored as scanners and converters store them (lesionqsm.synth.vendor), through the
 command line: a χ within the accuracy of the synth truth, or a failed visit with a clear message.
 
-One participant run holds every variant that must give a map (one, two and unevenly spaced
-echoes, 2-D slices with a phase offset per slice, a float phase in another range) and two that
-must be refused at discovery (a ±0.0037 float phase, two echoes sharing an echo time).  Phase
-conventions that only change the scale (Siemens, Philips, GE) are checked at discovery here and
-voxel by voxel in tests/bids/test_phase_conventions.py: their chain is that of radians.
+One participant run holds the visit as generated (the reference: radians, 5 echoes, 3-D),
+every variant that must give a map (one, two and unevenly spaced echoes, 2-D slices with a
+phase offset per slice, a float phase in another range) and two that must be refused at
+discovery (a ±0.0037 float phase, two echoes sharing an echo time).  Phase conventions that
+only change the scale (Siemens, Philips, GE) are checked at discovery here and voxel by voxel
+in tests/bids/test_phase_conventions.py: their chain is that of radians.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ from lesionqsm.bids.layout import collect_subject
 from lesionqsm.synth.phantom import LABEL
 from lesionqsm.synth.vendor import write_variant
 
-MAPPED = ('echoes-1', 'echoes-2', 'echoes-uneven', 'slices-2d', 'float-unit')
+MAPPED = ('reference', 'echoes-1', 'echoes-2', 'echoes-uneven', 'slices-2d', 'float-unit')
 REFUSED = ('float-tiny', 'echoes-duplicate-te')
 #: Tissues whose mean χ relative to white matter is compared with the truth.
 ROIS = ('caudate', 'putamen', 'pallidum', 'thalamus', 'gm', 'ventricle')
@@ -89,21 +90,36 @@ def test_refused_variants_fail_alone_with_the_file_named(variants_run):
         assert not list(run['out'].glob(f"sub-{run['labels'][name]}/ses-*/anat/*_Chimap.nii.gz"))
 
 
-@pytest.mark.parametrize('name', ['echoes-2', 'echoes-uneven', 'slices-2d', 'float-unit'])
-def test_multi_echo_variants_match_the_truth(variants_run, name):
-    """Every tissue's χ contrast to white matter within 0.025 ppm of the truth.  The 5-echo
-    radian visit they come from measures 0.016 ppm at worst on this 3 mm grid (TV smoothing
-    and partial volume of small nuclei); these variants measured 0.016-0.021 ppm.  A wrong
-    phase scale or echo order gives errors of the size of the contrasts (0.05-0.1 ppm)."""
+def test_reference_visit_matches_the_truth(variants_run):
+    """Every tissue's χ contrast to white matter within 0.035 ppm of the truth (measured
+    0.016-0.022 ppm, cortical grey matter the worst: 3 mm voxels mix it with CSF and white
+    matter, and TV regularisation shrinks small contrasts)."""
+    errors = _roi_errors(variants_run, 'reference')
+    assert max(abs(e) for e in errors.values()) <= 0.035, errors
+
+
+@pytest.mark.parametrize(('name', 'tolerance'), [
+    ('slices-2d', 0.002),      # lossless: the offsets per slice are part of φ0 in the fit
+    ('float-unit', 0.002),     # lossless: φ/π rescaled from its observed span (float32)
+    ('echoes-2', 0.015),       # fewer echoes, a noisier field
+    ('echoes-uneven', 0.015),
+])
+def test_multi_echo_variants_match_the_reference(variants_run, name, tolerance):
+    """Each tissue's χ contrast error against the truth is that of the reference visit, to
+    ``tolerance`` ppm (measured 0.0000 ppm for the lossless variants, 0.0067 and 0.0031 ppm
+    for two and three uneven echoes); a wrong phase scale or echo order moves the contrasts
+    by their own size (0.05-0.1 ppm)."""
+    reference = _roi_errors(variants_run, 'reference')
     errors = _roi_errors(variants_run, name)
-    assert max(abs(e) for e in errors.values()) <= 0.025, errors
+    assert max(abs(errors[k] - reference[k]) for k in errors) <= tolerance, (errors, reference)
 
 
 def test_one_echo_gives_a_map_and_says_what_it_lacks(variants_run):
     """One echo (TE 14.1 ms): no R2* (NaN map), whole-brain reference, both in the sidecar's
-    warnings; χ contrasts within 0.05 ppm of the truth (measured 0.036): the receive-phase
-    offset φ0 of the synth (a quadratic of up to ~1 rad over the head) cannot be told from the
-    field with one echo, and its non-harmonic part stays in χ."""
+    warnings; χ contrasts within 0.05 ppm of the reference visit's (measured 0.027) and
+    0.06 ppm of the truth (measured 0.036-0.039): the receive-phase offset φ0 of the synth (a
+    quadratic of up to ~1 rad over the head) cannot be told from the field with one echo,
+    and its non-harmonic part stays in χ."""
     run = variants_run
     sidecar = _sidecar(run, 'echoes-1')
     assert sidecar['ReferenceRegion'] == 'whole_brain'
@@ -114,7 +130,9 @@ def test_one_echo_gives_a_map_and_says_what_it_lacks(variants_run):
     prefix, _ = _outputs(run, 'echoes-1')
     assert np.isnan(nb.load(f'{prefix}_R2starmap.nii.gz').get_fdata()).all()
     errors = _roi_errors(run, 'echoes-1')
-    assert max(abs(e) for e in errors.values()) <= 0.05, errors
+    reference = _roi_errors(run, 'reference')
+    assert max(abs(e) for e in errors.values()) <= 0.06, errors
+    assert max(abs(errors[k] - reference[k]) for k in errors) <= 0.05, (errors, reference)
     assert '1 echo (TE 14.1 ms)' in run['console']
 
 
