@@ -8,10 +8,14 @@ problem (:class:`InputError`).
 Layouts accepted besides the DESIGN.md input contract: zero-padded echo labels (``echo-01``);
 metadata inherited from top-level JSON files (pybids applies the inheritance principle); a
 magnitude-only MEGRE (the visit gets the problem ``'no phase data'`` and ``has_phase=False``);
-MEGRE magnitude without a ``part`` entity; a single-echo GRE stored as ``part-mag``/``part-phase``
+MEGRE magnitude without a ``part`` entity; a one-echo MEGRE (the single-echo chain: the visit
+gets a note saying what it lacks); a single-echo GRE stored as ``part-mag``/``part-phase``
 ``T1w`` (used only with ``allow_single_echo=True``, else the visit is refused with a clear
-message); a dataset without session folders (``session_id=None``); several runs of one image
-(the last run is used and reported).
+message); echoes whose ``echo-<index>`` disagrees with ``EchoTime`` (used in ``EchoTime`` order,
+with a note; two echoes with one echo time are refused, both files named); phase in radians or
+in any scanner convention :func:`lesionqsm.qsm.echoes.phase_scaling` recognises (each echo
+checked at discovery); a dataset without session folders (``session_id=None``); several runs of
+one image (the last run is used and reported).
 """
 
 import re
@@ -60,14 +64,15 @@ class MEGREData:
     Attributes
     ----------
     mag_files, phase_files : list of str
-        Paths sorted by echo number (``phase_files`` is empty without phase).
+        Paths in increasing echo time (``phase_files`` is empty without phase).
     echo_times : list of float
-        Echo times in s, increasing, one per echo.
+        Echo times in s, strictly increasing, one per echo.
     field_strength : float
         B0 in T.
     phase_units : {'rad', 'arbitrary'} or None
-        None without phase. ``'arbitrary'`` is rescaled to [-π, π) by the echo-gathering
-        step.
+        None without phase. ``'rad'``: declared (or found) in radians, never rescaled;
+        ``'arbitrary'``: each echo's scale is decided from its values by
+        :func:`lesionqsm.qsm.echoes.phase_scaling`, as at discovery.
     has_phase : bool
     single_echo : bool
         True for a single-echo GRE (``part-*_T1w`` or a one-echo MEGRE).
@@ -321,6 +326,60 @@ def _by_echo(files, kind):
     return dict(sorted(by_echo.items()))
 
 
+def _order_echoes(echoes, phases, problems):
+    """Echo files in echo-time order, refusing duplicate echo times, noting what was found.
+
+    Parameters
+    ----------
+    echoes : list of (float, int, str)
+        ``(EchoTime in s, echo number, magnitude path)`` in echo-number order.
+    phases : dict
+        ``{echo number: phase path}`` (empty without phase).
+    problems : list
+        Notes are appended: echoes renumbered, uneven spacing, one echo (two echoes are
+        the log-linear R2* and the two-echo fit: the sidecar says so, no note).
+
+    Returns
+    -------
+    mag_files, phase_files : list of str
+        In increasing echo time.
+    echo_times : list of float
+        Increasing, in s.
+
+    Raises
+    ------
+    InputError
+        Two echoes share an echo time (to 1 µs): both files are named.
+    """
+    ordered = sorted(echoes, key=lambda e: e[0])
+    for (te_a, _, mag_a), (te_b, _, mag_b) in zip(ordered[:-1], ordered[1:], strict=True):
+        if te_b - te_a <= ECHO_TIME_ATOL_S:
+            raise InputError(f'{mag_a} and {mag_b}: both have EchoTime {te_a:g} s; duplicate '
+                             'echo times cannot be fitted (remove the repeated echo or correct '
+                             'its EchoTime)', file=mag_b, key='EchoTime',
+                             expected='a different echo time for every echo')
+    first = ordered[0][2]
+    in_ms = ', '.join(f'{te * 1000:.4g}' for te, _, _ in ordered)
+    if ordered != echoes:
+        listed = ', '.join(f'echo-{n}: {te * 1000:.4g} ms' for te, n, _ in echoes)
+        problems.append(note(f'{first}: the echo numbers do not follow EchoTime ({listed}); '
+                             'the echoes are used in EchoTime order', file=first,
+                             key='EchoTime'))
+    spacing = np.diff([te for te, _, _ in ordered])
+    if len(ordered) == 1:
+        problems.append(note(f'{first}: 1 echo (TE {in_ms} ms): the field is the phase at that '
+                             'echo time (no multi-echo fit), there is no R2* (the R2* map is '
+                             'NaN) and the whole brain is the zero reference of chi',
+                             file=first, key='echo'))
+    elif len(ordered) > 2 and float(np.ptp(spacing)) > 1e-3 * float(spacing.mean()):
+        problems.append(note(f'{first}: uneven echo spacing (TE {in_ms} ms): the field fit '
+                             'uses every echo at its own time; R2* by the log-linear fit',
+                             file=first, key='EchoTime'))
+    mag_files = [mag for _, _, mag in ordered]
+    phase_files = [phases[n] for _, n, _ in ordered if n in phases]
+    return mag_files, phase_files, [te for te, _, _ in ordered]
+
+
 def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, check_data,
                 problems):
     """Build and check one visit's :class:`MEGREData` (None without any GRE)."""
@@ -359,12 +418,13 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
     mag_files, phase_files = list(mags.values()), list(phases.values())
     _check_output_entities(mag_files[0])
 
-    if len(mag_files) < 2 and not allow_single_echo:
-        raise InputError(f'{mag_files[0]}: only 1 echo; the multi-echo fit needs at least 2 '
-                         'echoes (a single-echo GRE is accepted only with allow_single_echo)',
-                         file=mag_files[0], key='echo', expected='at least 2 echoes')
+    if len(mag_files) < 2 and single and not allow_single_echo:
+        raise InputError(f'{mag_files[0]}: only 1 echo, stored as part-mag/part-phase T1w; a '
+                         'single-echo GRE is read from a T1w only with allow_single_echo (store '
+                         'it as MEGRE)', file=mag_files[0], key='echo',
+                         expected='a MEGRE, or allow_single_echo')
 
-    echo_times, b0s = [], []
+    echoes, b0s = [], []
     meta0 = None
     for number, mag in mags.items():
         meta = _metadata(layout, mag)
@@ -377,13 +437,16 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
                 raise InputError(f'{mag} and {phase}: EchoTime differs between magnitude and '
                                  f'phase ({te:g} s vs {te_phase:g} s)', file=phase,
                                  key='EchoTime', expected=f'{te:g} s, as the magnitude')
-        if echo_times and te <= echo_times[-1]:
-            raise InputError(f'{mag}: EchoTime {te:g} s of echo {number} is not larger than '
-                             f'the previous echo\'s {echo_times[-1]:g} s (echo numbers and '
-                             'EchoTime disagree, or two echoes share an echo time)', file=mag,
-                             key='EchoTime', expected='echo times increasing with echo number')
-        echo_times.append(te)
+        echoes.append((te, number, mag))
         b0s.append((field_strength_t(meta, path=mag, override=field_strength_override), mag))
+    mag_files, phase_files, echo_times = _order_echoes(echoes, phases, problems)
+    if len(mag_files) == 1 and str(meta0.get('MRAcquisitionType', '')).upper() == '2D':
+        problems.append(note(f'{mag_files[0]}: one echo of a 2-D acquisition: a phase offset '
+                             'that differs between slices cannot be told from the field (it '
+                             'takes two echoes); chi may show stripes across slices',
+                             file=mag_files[0], key='MRAcquisitionType'))
+    mags = dict(zip(range(1, len(mag_files) + 1), mag_files, strict=True))
+    phases = dict(zip(range(1, len(phase_files) + 1), phase_files, strict=True))
     (b0, source), _ = b0s[0]
     for (other, _), path in b0s[1:]:
         if abs(other - b0) > FIELD_STRENGTH_RTOL * b0:
@@ -421,15 +484,27 @@ def _gather_gre(layout, files, *, field_strength_override, allow_single_echo, ch
                         what='(magnitude and phase of one echo) are')
 
     if check_data:
+        conventions, messages = set(), {}
         for path in mag_files + phase_files:
             data = np.asanyarray(load_image(path, finite=False).dataobj)
             if not np.any(data):
                 raise InputError(f'{path}: every voxel is zero', file=path,
                                  expected='a non-empty image')
             if path in phase_files:
-                units, inferred = check_phase_range(data, units, path=path)
-                if inferred and inferred not in [str(p) for p in problems]:
-                    problems.append(note(inferred, file=path, key='Units'))
+                scaling, message = check_phase_range(data, units, path=path)
+                conventions.add(scaling.convention)
+                if message:
+                    messages.setdefault(scaling.convention, []).append((path, message))
+        for found in messages.values():  # one note per convention, naming its first echo
+            path, message = found[0]
+            more = f' (and {len(found) - 1} more echoes alike)' if len(found) > 1 else ''
+            problems.append(note(message + more, file=path, key='Units'))
+        if len(conventions) > 1:
+            problems.append(note(f'{phase_files[0]}: the phase echoes of this visit have '
+                                 f'different ranges ({", ".join(sorted(conventions))}); each '
+                                 'echo is scaled by its own', file=phase_files[0], key='Units'))
+        if phase_files and units is None:
+            units = 'rad' if conventions == {'rad'} else 'arbitrary'
     elif phase_files and units is None:
         raise InputError(f'{phase_files[0]}: phase Units missing from the JSON sidecar '
                          '("rad" or "arbitrary")', file=phase_files[0], key='Units',
@@ -483,11 +558,14 @@ def collect_subject(bids_dir, subject, *, session_label=None, lesions_dir=None,
         B0 in T for GRE data whose metadata has neither ``MagneticFieldStrength`` nor
         ``ImagingFrequency``.
     allow_single_echo : bool, optional
-        Accept one-echo GRE (the single-echo path); else such a visit is refused.
+        Accept a single-echo GRE stored as ``part-mag``/``part-phase`` ``T1w`` (a one-echo
+        MEGRE is always accepted).
     check_data : bool, optional
         Read every GRE image once: catches truncated files, all-zero volumes, and phase values
-        that contradict their ``Units`` (infers missing ``Units``). Costs one read of the
-        echoes; set False to check headers only (then phase ``Units`` are required).
+        that no phase convention explains (each echo by
+        :func:`lesionqsm.qsm.echoes.phase_scaling`, which also infers missing ``Units``).
+        Costs one read of the echoes; set False to check headers only (then phase ``Units``
+        are required).
     strict : bool, optional
         Raise the first visit error (default). With False, a visit whose GRE is unusable gets
         ``megre=None`` and the message in its ``errors``, and the other visits go on.

@@ -9,9 +9,8 @@ merged in.
 import math
 import re
 
-import numpy as np
-
 from lesionqsm.qsm.constants import GAMMA_HZ
+from lesionqsm.qsm.echoes import phase_scaling
 
 from .problems import InputError
 
@@ -23,8 +22,6 @@ __all__ = ['InputError', 'check_phase_range', 'echo_number', 'echo_time_s', 'fie
 FIELD_STRENGTH_RANGE_T = (0.05, 21.2)
 #: Longest plausible GRE echo time in seconds: larger values are milliseconds written as seconds.
 MAX_ECHO_TIME_S = 0.5
-#: Slack on the [-π, π] phase range: scanners store ±π as ±4096 in 12 bits, converters round.
-PHASE_RANGE_SLACK_RAD = 0.02
 
 
 def echo_number(label, *, path=None):
@@ -191,58 +188,52 @@ def phase_units(meta, *, path):
 
 
 def check_phase_range(data, units, *, path):
-    """Check phase values against their declared units; infer the units when undeclared.
+    """How one phase echo maps to radians (:func:`lesionqsm.qsm.echoes.phase_scaling`), checked.
 
     Parameters
     ----------
     data : ndarray
-        Phase image values.
+        Phase image values (``scl_slope``/``scl_inter`` applied).
     units : {'rad', 'arbitrary', None}
-        Declared units (None: infer from the values).
+        Declared units (None: inferred from the values).
     path : str or Path
         The phase file, named in the errors.
 
     Returns
     -------
-    units : {'rad', 'arbitrary'}
+    scaling : PhaseScaling
+        The convention, its range and a warning when the scale was guessed.
     note : str or None
-        A message for the visit's problem list when something was inferred.
+        What was inferred, for the visit's problem list (``Units`` missing or a scanner
+        convention recognised).
 
     Raises
     ------
     InputError
-        Declared radians whose values span more than one 2π cycle, or lie outside
-        [-π, 2π] (beyond a 0.02 rad rounding slack).
+        Any refusal of :func:`~lesionqsm.qsm.echoes.phase_scaling`: declared radians outside
+        [-π, 2π], or a span far too small or too large for a wrapped phase.
 
     Notes
     -----
-    Decision: values declared in radians are never rescaled. [-π, π] and [0, 2π] are both
-    wrapped phase and are accepted as they are (the complex fit only uses exp(iφ)). Anything
-    wider means the sidecar is wrong (typically scanner integers labelled "rad"); guessing a
-    scale would silently change every field map, so the run refuses and asks for
-    ``"Units": "arbitrary"``, which the echo-gathering step rescales. Without a
-    ``Units`` key, values inside [-π, 2π] are taken as radians, anything else as arbitrary,
-    and the choice is reported.
+    Decision: values declared in radians are never rescaled (guessing a scale would silently
+    change every field map); the run refuses and asks for ``"Units": "arbitrary"``. Scanner
+    integers are recognised by their range (Siemens ±4096 or 0..4095, GE/Philips ±3142
+    milliradians); floats in any other range are mapped from their observed span, with a
+    warning.
     """
-    finite = np.asarray(data)[np.isfinite(data)]
-    if finite.size == 0:
-        raise InputError(f'{path}: the phase image has no finite values', file=path)
-    lo, hi = float(finite.min()), float(finite.max())
-    slack = PHASE_RANGE_SLACK_RAD
-    in_radians = lo >= -math.pi - slack and hi <= 2 * math.pi + slack and (
-        hi - lo <= 2 * math.pi + slack)
-    if units == 'rad':
-        if not in_radians:
-            raise InputError(f'{path}: phase declared in radians spans [{lo:.4g}, {hi:.4g}], '
-                             'outside [-pi, pi] and [0, 2pi]; if it is in scanner units set '
-                             '"Units": "arbitrary" in its JSON sidecar (it is then rescaled)',
-                             file=path, key='Units', expected='values in [-pi, pi] or [0, 2pi]')
-        return 'rad', None
-    if units == 'arbitrary':
-        if hi - lo <= 0:
-            raise InputError(f'{path}: phase in arbitrary units is constant ({lo:g}); it cannot '
-                             'be rescaled to radians', file=path)
-        return 'arbitrary', None
-    inferred = 'rad' if in_radians else 'arbitrary'
-    return inferred, (f'{path}: phase Units missing from the sidecar; values span '
-                      f'[{lo:.4g}, {hi:.4g}] so they are taken as {inferred}')
+    try:
+        scaling = phase_scaling(data, units, path=str(path))
+    except ValueError as exc:
+        raise InputError(str(exc), file=path, key='Units',
+                         expected='radians in [-pi, pi] or a scanner phase range') from None
+    lo, hi = scaling.observed
+    if scaling.warning:
+        return scaling, scaling.warning
+    if units is None or (units == 'arbitrary' and scaling.convention == 'rad'):
+        where = f'{path}: phase Units {units or "missing from the sidecar"}; values span ' \
+                f'[{lo:.4g}, {hi:.4g}]'
+        if scaling.convention == 'rad':
+            return scaling, f'{where} so they are taken as radians'
+        return scaling, (f'{where} so they are taken as {scaling.convention} '
+                         f'([{scaling.low:.6g}, {scaling.high:.6g}) -> [-pi, pi))')
+    return scaling, None

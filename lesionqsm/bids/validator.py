@@ -22,8 +22,8 @@ class ValidationResult:
     Attributes
     ----------
     errors : list of dict
-        Issues of severity 'error': ``code``, ``location`` (file, '' for dataset-level),
-        ``message``.
+        Issues of severity 'error': ``code``, ``sub_code`` (the key, for sidecar issues),
+        ``location`` (file, '' for dataset-level), ``message``.
     warnings : list of dict
         Issues of severity 'warning' (empty when run with ``ignore_warnings``).
     returncode : int
@@ -42,13 +42,83 @@ class ValidationResult:
         """True when there is no error."""
         return not self.errors
 
+    def findings(self, issues=None, *, named=3):
+        """One line per kind of problem: the key or code, how many files, the first named.
+
+        Parameters
+        ----------
+        issues : list of dict, optional
+            Default: the errors.
+        named : int, optional
+            Files named per line.
+
+        Returns
+        -------
+        list of str
+            E.g. ``EchoTime missing from 6 sidecars: sub-02_ses-01_echo-2_part-mag_MEGRE.json,
+            ...``; kinds in order of first appearance, files sorted by path.
+        """
+        groups = {}
+        for issue in self.errors if issues is None else issues:
+            key = (issue['code'], issue.get('sub_code', ''))
+            files = groups.setdefault(key, [])
+            location = issue['location']
+            if location not in files:
+                files.append(location)
+        descriptions = self.raw.get('issues', {}).get('codeMessages', {})
+        return [_finding(code, sub_code, files, descriptions.get(code, ''), named)
+                for (code, sub_code), files in groups.items()]
+
     def summary(self, limit=20):
-        """Human-readable list of the errors (at most ``limit``)."""
-        lines = [f'{len(self.errors)} error(s), {len(self.warnings)} warning(s)']
-        for issue in self.errors[:limit]:
-            lines.append(f"  {issue['code']}: {issue['location'] or '(dataset)'}"
-                         f"{': ' + issue['message'] if issue['message'] else ''}")
-        return '\n'.join(lines)
+        """Human-readable list of the errors, one line per kind (at most ``limit`` kinds)."""
+        lines = self.findings()
+        head = [f'{len(self.errors)} error(s) of {len(lines)} kind(s), '
+                f'{len(self.warnings)} warning(s)']
+        return '\n'.join(head + ['  ' + line for line in lines[:limit]])
+
+
+def _sidecar_name(location):
+    """The JSON sidecar of a data file (``.../x_MEGRE.nii.gz`` → ``x_MEGRE.json``)."""
+    name = location.rsplit('/', 1)[-1]
+    for ext in ('.nii.gz', '.nii', '.tsv.gz', '.tsv'):
+        if name.endswith(ext):
+            return name[:-len(ext)] + '.json'
+    return name
+
+
+def _first_sentence(text, limit=160):
+    text = ' '.join(str(text).split())
+    end = text.find('. ')
+    text = text if end < 0 else text[:end + 1]
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _finding(code, sub_code, locations, description, named):
+    """One line of :meth:`ValidationResult.findings`."""
+    files = sorted(loc for loc in locations if loc)
+    count = len(files)
+    if code == 'SIDECAR_KEY_REQUIRED' and sub_code:
+        names = [_sidecar_name(f) for f in files]
+        plural = 'sidecar' if count == 1 else 'sidecars'
+        head = f'{sub_code} missing from {count} {plural}'
+    else:
+        names = [f.rsplit('/', 1)[-1] for f in files]
+        what = f'{code} ({sub_code})' if sub_code else code
+        about = _first_sentence(description)
+        head = f'{what}{": " + about if about else ""} - {count} file{"s" * (count != 1)}' \
+            if count else f'{what}{": " + about if about else ""} (dataset)'
+    shown = ', '.join(names[:named]) + (', ...' if count > named else '')
+    return f'{head}: {shown}' if names else head
+
+
+def validator_version():
+    """The installed validator's package version, or ``'unknown'``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(VALIDATOR_NAME)
+    except metadata.PackageNotFoundError:
+        return 'unknown'
 
 
 def find_validator():
@@ -75,7 +145,8 @@ def _issues(report, severity):
     for issue in report.get('issues', {}).get('issues', []):
         if issue.get('severity') != severity:
             continue
-        out.append({'code': issue.get('code', ''), 'location': issue.get('location', ''),
+        out.append({'code': issue.get('code', ''), 'sub_code': issue.get('subCode', ''),
+                    'location': issue.get('location', ''),
                     'message': issue.get('issueMessage') or issue.get('subCode') or ''})
     return out
 

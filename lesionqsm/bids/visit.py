@@ -15,7 +15,8 @@ def read_echoes(mag_files, phase_files, phase_units='rad'):
     mag_files, phase_files : sequence of str
         One 3-D NIfTI per echo, in the order of the echo times.
     phase_units : {'rad', 'arbitrary'}
-        Sidecar ``Units`` of the phase images.
+        Sidecar ``Units`` of the phase images (``'arbitrary'``: inferred per echo by
+        :func:`lesionqsm.qsm.echoes.phase_scaling`).
 
     Returns
     -------
@@ -24,6 +25,8 @@ def read_echoes(mag_files, phase_files, phase_units='rad'):
     reference_img : nibabel image
         The first magnitude image (grid of every output).
     warnings : list of str
+    scalings : list of dict
+        Per echo, how its phase was mapped to radians (:meth:`PhaseScaling.record`).
 
     Raises
     ------
@@ -35,21 +38,22 @@ def read_echoes(mag_files, phase_files, phase_units='rad'):
         raise ImageError(f'{(mag_files or phase_files or ["?"])[0]}: {len(mag_files)} '
                          f'magnitude and {len(phase_files)} phase files do not pair up')
     reference_img = load_image(mag_files[0], ndim=3)
-    magnitudes, phases, warnings = [], [], []
+    magnitudes, phases, warnings, scalings = [], [], [], []
     for mag_file, phase_file in zip(mag_files, phase_files, strict=True):
         mag_img = load_image(mag_file, ndim=3)
         phase_img = load_image(phase_file, ndim=3)
         check_same_grid(mag_img, mag_file, reference_img, mag_files[0])
         check_same_grid(phase_img, phase_file, mag_img, mag_file)
         try:
-            phase, messages = phase_to_radians(np.asanyarray(phase_img.dataobj), phase_units,
-                                               phase_file)
+            phase, messages, scaling = phase_to_radians(np.asanyarray(phase_img.dataobj),
+                                                        phase_units, phase_file)
         except ValueError as exc:
             raise ImageError(str(exc)) from exc
         magnitudes.append(mag_img.get_fdata(dtype=np.float32))
         phases.append(phase)
         warnings += messages
-    return complex_echoes(magnitudes, phases), reference_img, warnings
+        scalings.append(scaling.record())
+    return complex_echoes(magnitudes, phases), reference_img, warnings, scalings
 
 
 def load_visit(bids_dir, subject, session=None, *, field_strength=None):
@@ -69,8 +73,8 @@ def load_visit(bids_dir, subject, session=None, *, field_strength=None):
     Returns
     -------
     dict
-        ``complex_echoes``, ``echo_times`` (s), ``field_strength`` (T) and ``affine``: the
-        keyword arguments of ``reconstruct_session``.
+        ``complex_echoes``, ``echo_times`` (s), ``field_strength`` (T), ``affine`` and
+        ``phase_scaling`` (per echo): the keyword arguments of ``reconstruct_session``.
 
     Examples
     --------
@@ -85,10 +89,11 @@ def load_visit(bids_dir, subject, session=None, *, field_strength=None):
                            field_strength_override=field_strength)
     visits = [s for s in data.sessions if s.megre is not None and s.megre.has_phase]
     if not visits:
-        raise ValueError(f'sub-{subject}: no visit with multi-echo GRE magnitude and phase'
+        raise ValueError(f'sub-{subject}: no visit with GRE magnitude and phase'
                          + (f' at ses-{labels[0]}' if labels else ''))
     megre = visits[0].megre
-    signal, reference_img, _ = read_echoes(megre.mag_files, megre.phase_files,
-                                           megre.phase_units or 'rad')
+    signal, reference_img, _, scalings = read_echoes(megre.mag_files, megre.phase_files,
+                                                     megre.phase_units or 'rad')
     return {'complex_echoes': signal, 'echo_times': list(megre.echo_times),
-            'field_strength': float(megre.field_strength), 'affine': reference_img.affine}
+            'field_strength': float(megre.field_strength), 'affine': reference_img.affine,
+            'phase_scaling': scalings}

@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 a subject (or the group model) failed; 2 bad command li
 """
 
 import logging
+import subprocess
 import sys
 
 LOGGER = logging.getLogger('lesionqsm')
@@ -63,7 +64,7 @@ def main(argv=None):
 
                 return run_per_subject(opts, argv)
             return run_participant(opts, config)
-        return run_group(opts, config)
+        return run_group(opts, argv)
     except (ValueError, OSError) as exc:  # input problems: one clear line, no traceback
         LOGGER.error('%s', exc)
         return 2
@@ -116,53 +117,31 @@ def options_reference():
 
 
 def validate_input(bids_dir):
-    """Run the official BIDS validator on the input; 2 if it finds errors."""
-    from ..bids.validator import run_bids_validator
+    """Run the official BIDS validator on the input; 2 if it finds errors.
+
+    Its findings are logged one line per kind of problem (the key, how many files, the first
+    three named), never as a traceback.
+    """
+    from ..bids.validator import run_bids_validator, validator_version
 
     try:
         result = run_bids_validator(bids_dir)
-    except RuntimeError as exc:  # the validator could not run or not read the dataset
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # could not run
         LOGGER.error('BIDS validator: %s; fix it or use --skip-bids-validation', exc)
         return 2
+    name = f'BIDS validator (bids-validator-deno {validator_version()})'
     if result.errors:
-        for error in result.errors[:20]:
-            LOGGER.error('BIDS validator: %s', error)
-        LOGGER.error('%s is not valid BIDS (%d errors); fix it or use --skip-bids-validation',
-                     bids_dir, len(result.errors))
+        for line in result.findings():
+            LOGGER.error('BIDS validator: %s', line)
+        LOGGER.error('%s ran on %s: not valid BIDS (the %d kind(s) of error above); fix them '
+                     'or use --skip-bids-validation', name, bids_dir, len(result.findings()))
         return 2
-    LOGGER.info('BIDS validation passed: %s', bids_dir)
+    LOGGER.info('%s ran on %s: passed', name, bids_dir)
     return 0
 
 
-def run_group(opts, config):
+def run_group(opts, argv):
     """Fit the group models on every subject's lesion table; returns the exit code."""
-    from ..stats.errors import ModelError
-    from .group import group_options, run_group_level
+    from .group import run_group_command
 
-    options = getattr(opts, 'group_options', None) or group_options(
-        config.get('group'), degree=opts.poly_degree, covariates=opts.covariates,
-        inference=opts.inference)
-    try:
-        written = run_group_level(opts.output_dir, opts.bids_dir, options)
-    except ModelError as exc:
-        LOGGER.error('group model: %s', exc)
-        return 1
-    for kind, path in written.items():
-        LOGGER.info('group %s: %s', kind, path)
-    write_group_reports(opts.output_dir)
-    return 0
-
-
-def write_group_reports(output_dir):
-    """The group HTML report and the methods boilerplate; a failure here is a warning."""
-    from ..report import write_citation, write_group_report
-    from .progress import closing_lines
-
-    reports, citation = [], None
-    try:
-        reports.append(write_group_report(output_dir))
-        citation = write_citation(output_dir)['md']
-    except (OSError, ValueError) as exc:
-        LOGGER.warning('the group report could not be written: %s', exc)
-    for line in closing_lines(output_dir, level='group', reports=reports, citation=citation):
-        LOGGER.info('%s', line)
+    return run_group_command(opts, argv)

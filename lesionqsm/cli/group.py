@@ -1,18 +1,25 @@
 """The group level: every subject's lesion table → the growth-curve models → OUTPUT_DIR/group/.
 
-Calls :mod:`lesionqsm.stats` directly (no workflow) and writes every table with its JSON data
-dictionary through the BIDS writers, each file atomically.
+The inputs are checked first (:mod:`lesionqsm.bids.group_tables`): a subject whose lesion
+table or participants.tsv row has a problem is left out, with its problems logged, in the
+summary and in group.html, and the command line exits 1.  Then :mod:`lesionqsm.stats` is called
+directly (no workflow) and every table is written with its JSON data dictionary through the
+BIDS writers, each file atomically.
 """
 
-import io
 import logging
+import shlex
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .. import __version__
+from ..bids.group_tables import GroupInputs, check_lesion_tables, read_group_inputs
 from ..bids.images import atomic_write_text
 from ..bids.templates_io import write_json
-from ..options import options_as_dict, options_from_mapping
+from ..options import OptionError, options_as_dict, options_from_mapping
+from ..stats.covariates import covariate_column
 from ..stats.errors import ModelError
 from ..stats.growth_curve import (
     fit_growth_curve,
@@ -29,10 +36,11 @@ from .group_text import (
     results_text,
 )
 
-__all__ = ['group_options', 'find_lesion_tables', 'read_lesion_tables', 'run_group_level']
+__all__ = ['group_options', 'find_lesion_tables', 'read_lesion_tables', 'read_inputs',
+           'GroupRun', 'group_level', 'run_group_level', 'run_group_command']
 
 LOGGER = logging.getLogger('lesionqsm')
-ALGORITHM_VERSION = '2'
+ALGORITHM_VERSION = '3'
 #: Covariates read from participants.tsv (the others come with the lesion tables).
 PATIENT_COVARIATES = {'edss', 'age', 'sex', 'disease_duration', 'treatment_duration'}
 
@@ -45,6 +53,8 @@ def group_options(config_section=None, *, degree=None, covariates=None, inferenc
     lesionqsm.options.OptionError
         An unknown key or a bad value, named (``group.degree: must be ...``).
     """
+    if config_section is not None and not isinstance(config_section, dict):
+        raise OptionError('group', f'must be a JSON object, got {config_section!r}')
     return options_from_mapping(
         GroupModelOptions, config_section, section='group', degree=degree,
         covariates=None if covariates is None else tuple(covariates), inference=inference)
@@ -59,43 +69,38 @@ def find_lesion_tables(output_dir):
     return tables
 
 
-def _read_tsv(source, name):
-    try:
-        return pd.read_csv(source, sep='\t', na_values=['n/a'], keep_default_na=False,
-                           dtype={'participant_id': str, 'lesion_id': str})
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ModelError(f'{name}: cannot read the table ({exc})') from exc
-
-
 def read_lesion_tables(paths):
-    """All lesion tables as one DataFrame, parsed in one pass when their headers agree.
+    """All lesion tables as one DataFrame, checked in one pass (:func:`.bids.group_tables
+    .check_lesion_tables`); a ModelError names every table with a problem and the problem."""
+    table, _, _, problems = check_lesion_tables(paths)
+    if problems:
+        raise ModelError('; '.join(p.message for p in problems))
+    return table.drop(columns='_subject')
 
-    Files with another header are read on their own and concatenated (columns aligned); a
-    table that cannot be parsed is named in the ModelError.
+
+def read_inputs(output_dir, bids_dir, options):
+    """The lesion tables and participants.tsv the models read, checked.
+
+    Returns
+    -------
+    GroupInputs
+        A subject whose table (or participants.tsv row) has a problem is left out.
+
+    Raises
+    ------
+    ModelError
+        No lesion table at all (the participant level has not run).
+    lesionqsm.bids.problems.InputError
+        participants.tsv unusable or needed and absent, a covariate in no table, or every
+        subject left out.
     """
-    header, bodies, odd = None, [], []
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding='utf-8')
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f'{path}: cannot read the lesion table ({exc})') from exc
-        first, _, body = text.partition('\n')
-        if header is None:
-            header = first
-        if first != header:
-            odd.append(path)
-            continue
-        if body and not body.endswith('\n'):
-            body += '\n'
-        bodies.append(body)
-    try:
-        frames = [pd.read_csv(io.StringIO(header + '\n' + ''.join(bodies)), sep='\t',
-                              na_values=['n/a'], keep_default_na=False,
-                              dtype={'participant_id': str, 'lesion_id': str})]
-    except (ValueError, pd.errors.ParserError):
-        frames = [_read_tsv(p, p) for p in paths if p not in odd]  # names the bad file
-    frames += [_read_tsv(p, p) for p in odd]
-    return pd.concat(frames, ignore_index=True)
+    find_lesion_tables(output_dir)
+    covariates = [covariate_column(c) for c in options.covariates]
+    if 'volume_change' not in options.covariates:  # the volume-change variant reads it
+        covariates.append(covariate_column('volume_change'))
+    return read_group_inputs(output_dir, Path(bids_dir) / 'participants.tsv',
+                             covariates=covariates,
+                             categorical=[covariate_column(c) for c in options.categorical])
 
 
 def _write_table(df, dictionary, path):
@@ -124,7 +129,44 @@ def _fit_volume_change(lesions, participants, opts, kwargs):
     return variant, lrt
 
 
-def run_group_level(output_dir, bids_dir, options=None):
+@dataclass
+class GroupRun:
+    """What a group-level run wrote and what it left out.
+
+    Attributes
+    ----------
+    written : dict of str -> str
+        Output kind -> written path.
+    inputs : GroupInputs
+        The rows fitted and every input problem.
+    errors : dict of str -> str
+        Model -> why it was not fitted (the volume model and the volume-change variant).
+    """
+
+    written: dict
+    inputs: GroupInputs
+    errors: dict = field(default_factory=dict)
+
+    @property
+    def left_out(self):
+        """Subject label -> messages of the problems that left it out."""
+        return self.inputs.left_out
+
+
+def run_group_level(output_dir, bids_dir, options=None, *, command=None):
+    """Fit the group models on an output folder and write ``output_dir/group``.
+
+    The same as :func:`group_level`, returning only the written files.
+
+    Returns
+    -------
+    dict of str -> str
+        Output kind -> written path.
+    """
+    return group_level(output_dir, bids_dir, options, command=command).written
+
+
+def group_level(output_dir, bids_dir, options=None, *, command=None):
     """Fit the group models on an output folder and write ``output_dir/group``.
 
     Parameters
@@ -135,36 +177,56 @@ def run_group_level(output_dir, bids_dir, options=None):
         Raw BIDS dataset; its ``participants.tsv`` gives the patient covariates.
     options : GroupModelOptions, optional
         Default: the paper's model.
+    command : sequence of str, optional
+        The command line (arguments after ``lesionqsm``), recorded in the summary.
 
     Returns
     -------
-    dict of str -> str
-        Output kind -> written path.
+    GroupRun
+        The files written and the subjects left out (a subject whose lesion table or
+        participants.tsv row has a problem is left out, the others are fitted).
 
     Raises
     ------
     ModelError
-        No lesion tables, an unreadable table, a covariate needing a missing
-        participants.tsv, or a susceptibility model the data cannot support (the message
+        No lesion tables, or a susceptibility model the data cannot support (the message
         says why and what the data support).  The volume model and the volume-change variant
         only log and record their errors in the summary.
+    lesionqsm.bids.problems.InputError
+        participants.tsv unusable or needed but absent, a covariate in no table, or no
+        usable lesion table.
     """
     opts = options or GroupModelOptions()
     output_dir = Path(output_dir)
     out_dir = output_dir / 'group'
-    tables = find_lesion_tables(output_dir)
     participants_tsv = Path(bids_dir) / 'participants.tsv'
     needs = PATIENT_COVARIATES & set(opts.covariates)
     if needs and not participants_tsv.is_file():
+        find_lesion_tables(output_dir)
         raise ModelError(f'{participants_tsv} not found; it is needed for the covariate(s) '
                          f'{", ".join(sorted(needs))}')
-    lesions = read_lesion_tables(tables)
-    participants = _read_tsv(participants_tsv, participants_tsv) \
-        if participants_tsv.is_file() else None
+    inputs = read_inputs(output_dir, bids_dir, opts)
+    for problem in inputs.problems:
+        if problem.fatal:
+            LOGGER.error('sub-%s left out of the group models: %s', problem.subject,
+                         problem.message)
+        else:
+            LOGGER.warning('%s', problem.message)
+    lesions, participants, tables = inputs.lesions, inputs.participants, inputs.tables
+    LOGGER.info('group inputs checked: %d lesion table(s) used (%d rows)%s', len(tables),
+                len(lesions), f', {len(inputs.left_out)} subject(s) left out'
+                if inputs.left_out else '')
     kwargs = opts.model_kwargs()
-    chi = fit_growth_curve(lesions, participants, degree=opts.degree,
-                           covariates=opts.covariates, categorical=opts.categorical,
-                           random_slopes=opts.random_slopes, **kwargs)
+    try:
+        chi = fit_growth_curve(lesions, participants, degree=opts.degree,
+                               covariates=opts.covariates, categorical=opts.categorical,
+                               random_slopes=opts.random_slopes, **kwargs)
+    except ModelError as exc:
+        if not inputs.left_out:
+            raise
+        raise ModelError(f'{exc} ({len(inputs.left_out)} subject(s) left out for problems in '
+                         f'their input files: '
+                         f'{", ".join("sub-" + s for s in inputs.left_out)})') from exc
     lrt = likelihood_ratio_tests(chi)
     written, errors = {}, {}
     stem = out_dir / 'group_desc-chi'
@@ -217,7 +279,11 @@ def run_group_level(output_dir, bids_dir, options=None):
         LOGGER.warning('%s: the optimum of the fit could not be verified (see the summary)',
                        name)
     summary = {
+        'lesionqsm_version': __version__,
+        'command': None if command is None else shlex.join(['lesionqsm', *map(str, command)]),
         'lesion_tables': [str(t) for t in tables],
+        'subjects_left_out': inputs.left_out,
+        'input_problems': [asdict(p) for p in inputs.problems],
         'participants_tsv': str(participants_tsv) if participants is not None else None,
         'options': options_as_dict(opts),
         **{name: None if fit is None else fit.summary() for name, fit in fits.items()},
@@ -227,7 +293,7 @@ def run_group_level(output_dir, bids_dir, options=None):
         'algorithm_version': ALGORITHM_VERSION,
     }
     written['summary'] = str(write_json(out_dir / 'group_summary.json', summary))
-    return written
+    return GroupRun(written=written, inputs=inputs, errors=errors)
 
 
 def _figures(chi, volume, table_ages, out_dir):
@@ -246,3 +312,43 @@ def _figures(chi, volume, table_ages, out_dir):
             out_dir / 'group_desc-volume_trajectory')
         written['volume_figure_png'], written['volume_figure_svg'] = str(png), str(svg)
     return written
+
+
+def run_group_command(opts, argv=None):
+    """The group level of the command line; returns the exit code.
+
+    0: every subject fitted; 1: results written for the usable subjects but one or more left
+    out (their problems are logged and in the summary and the report), or the susceptibility
+    model could not be fitted; 2: the inputs were refused as a whole (raised to the caller as
+    :class:`~lesionqsm.bids.problems.InputError`, a ``ValueError``).
+    """
+    options = getattr(opts, 'group_options', None) or group_options()
+    try:
+        run = group_level(opts.output_dir, opts.bids_dir, options, command=argv)
+    except ModelError as exc:
+        LOGGER.error('group model: %s', exc)
+        return 1
+    for kind, path in run.written.items():
+        LOGGER.info('group %s: %s', kind, path)
+    write_group_reports(opts.output_dir)
+    if run.left_out:
+        LOGGER.error('%d subject(s) left out of the group models (%s): fix the files named '
+                     'above and run the group level again', len(run.left_out),
+                     ', '.join(f'sub-{s}' for s in run.left_out))
+        return 1
+    return 0
+
+
+def write_group_reports(output_dir):
+    """The group HTML report and the methods boilerplate; a failure here is a warning."""
+    from ..report import write_citation, write_group_report
+    from .progress import closing_lines
+
+    reports, citation = [], None
+    try:
+        reports.append(write_group_report(output_dir))
+        citation = write_citation(output_dir)['md']
+    except (OSError, ValueError) as exc:
+        LOGGER.warning('the group report could not be written: %s', exc)
+    for line in closing_lines(output_dir, level='group', reports=reports, citation=citation):
+        LOGGER.info('%s', line)

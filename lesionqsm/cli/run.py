@@ -357,7 +357,8 @@ def report_figure_cache(work_dir, subject):
 def _visit_status(session):
     """One phrase for the console: what this visit's GRE allows."""
     if session.megre is not None and session.megre.has_phase:
-        return 'multi-echo GRE with phase'
+        n_echoes = session.megre.n_echoes
+        return f'GRE with phase, {n_echoes} echo{"es" * (n_echoes > 1)}'
     if session.errors:
         return 'unusable GRE (error above): no QSM for this visit'
     return 'no phase data: no QSM for this visit'

@@ -71,6 +71,11 @@ def _on_grid(path, reference_img, reference_path):
     return img.get_fdata(dtype=np.float32)
 
 
+def _echoes(img):
+    """The echoes of a complex signal image as (X, Y, Z, E), also for one echo."""
+    return np.asanyarray(img.dataobj).reshape(img.shape[:3] + (-1,))
+
+
 def _grid(img):
     return voxel_sizes(img.affine), b0_direction(img.affine)
 
@@ -103,9 +108,10 @@ class PrepareEchoes(_StepInterface):
     options_class = EchoOptions
 
     def _run_interface(self, runtime):
-        signal, ref_img, warnings = read_echoes(self.inputs.mag_files, self.inputs.phase_files,
-                                                self.inputs.phase_units)
-        echoes = prepare_echoes(signal, self.inputs.echo_times, self._options())
+        signal, ref_img, warnings, scalings = read_echoes(
+            self.inputs.mag_files, self.inputs.phase_files, self.inputs.phase_units)
+        echoes = prepare_echoes(signal, self.inputs.echo_times, self._options(),
+                                phase_scaling=scalings)
         cwd = runtime.cwd
         self._results['out_signal'] = save_like(echoes.signal, ref_img, cwd, 'signal.nii',
                                                 dtype=np.complex64)
@@ -167,10 +173,10 @@ class MultiEchoFit(_StepInterface):
     output_spec = _MultiEchoFitOutputSpec
 
     def _run_interface(self, runtime):
-        signal_img = load_image(self.inputs.in_signal, ndim=4)
+        signal_img = load_image(self.inputs.in_signal, ndim=(3, 4))  # 3-D: one echo
         ref = _ref3d(signal_img)
         mask = load_mask_on_grid(self.inputs.in_mask, ref, self.inputs.in_signal)
-        fit = fit_multiecho_complex(np.asanyarray(signal_img.dataobj),
+        fit = fit_multiecho_complex(_echoes(signal_img),
                                     np.asarray(self.inputs.echo_times), mask=mask)
         cwd = runtime.cwd
         self._results['out_field'] = save_like(fit.field_rad, ref, cwd, 'field_rad.nii')
@@ -228,10 +234,10 @@ class R2Star(_StepInterface):
     options_class = R2StarOptions
 
     def _run_interface(self, runtime):
-        signal_img = load_image(self.inputs.in_signal, ndim=4)
+        signal_img = load_image(self.inputs.in_signal, ndim=(3, 4))  # 3-D: one echo
         ref = _ref3d(signal_img)
         mask = load_mask_on_grid(self.inputs.in_mask, ref, self.inputs.in_signal)
-        r2s, decisions, warnings = estimate_r2star(np.abs(np.asanyarray(signal_img.dataobj)),
+        r2s, decisions, warnings = estimate_r2star(np.abs(_echoes(signal_img)),
                                                    self.inputs.echo_times, mask,
                                                    self._options())
         self._results['out_r2star'] = save_like(r2s, ref, runtime.cwd, 'r2star.nii')
@@ -258,7 +264,7 @@ class CSFMask(_StepInterface):
     options_class = CSFOptions
 
     def _run_interface(self, runtime):
-        r2s_img = load_image(self.inputs.in_r2star, ndim=3)
+        r2s_img = load_image(self.inputs.in_r2star, ndim=3, finite=False)  # NaN: one echo
         mask = load_mask_on_grid(self.inputs.in_mask, r2s_img, self.inputs.in_r2star)
         result = find_reference_region(r2s_img.get_fdata(dtype=np.float32), mask,
                                        _grid(r2s_img)[0], self._options())

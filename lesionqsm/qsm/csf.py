@@ -158,8 +158,15 @@ def find_reference_region(r2star, brain_mask, voxel_size, options=CSFOptions()):
     CSFMaskResult
         With the reason in ``message``.  Its ``mask`` is the ventricular CSF, empty when none
         was found (``reference='whole_brain'``: the inversion step then references the whole
-        brain, and nothing is excluded from the white matter as "CSF").
+        brain, and nothing is excluded from the white matter as "CSF").  Without an R2* map
+        (``r2star`` None or not finite in the brain: a single echo) the whole brain is the
+        reference.
     """
+    brain_mask = np.asarray(brain_mask, dtype=bool)
+    if r2star is None or not np.isfinite(np.asarray(r2star)[brain_mask]).any():
+        return CSFMaskResult(mask=np.zeros_like(brain_mask), reference='whole_brain',
+                             message='no R2* map (single echo): the CSF cannot be found; the '
+                                     'whole brain is the zero reference')
     result = ventricular_csf_mask(
         r2star, brain_mask, voxel_size, r2star_threshold=options.csf_r2star_threshold,
         sphere_radius_mm=options.csf_sphere_radius_mm, erosion_mm=options.csf_erosion_mm,

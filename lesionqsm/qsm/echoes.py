@@ -5,6 +5,7 @@ Both the participant workflow (:class:`lesionqsm.interfaces.qsm.PrepareEchoes`) 
 are decided once.
 """
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,17 +50,155 @@ class PreparedEchoes:
     warnings: list = field(default_factory=list)
 
 
-def phase_to_radians(phase, units, path='phase'):
-    """Scale one stored phase volume to radians in [-π, π).
+#: Scanner phase conventions: name, stored value of -π, stored value of +π, who writes it.
+#: Siemens stores 12 bits (0..4095); dcm2niix keeps them with ``scl_slope = 2`` and
+#: ``scl_inter = -4096`` (nibabel applies them: -4096..4094), older converters without
+#: (0..4095).  GE stores radians × 1000 as integers; Philips' rescale (intercept -3142) gives
+#: milliradians.  Each maps linearly onto [-π, π).
+SCANNER_PHASE_RANGES = (
+    ('milliradians', -1000 * np.pi, 1000 * np.pi, 'GE or Philips, radians x 1000'),
+    ('siemens_signed', -4096.0, 4096.0, 'Siemens 12-bit, dcm2niix scl_slope 2, scl_inter -4096'),
+    ('siemens_unsigned', 0.0, 4096.0, 'Siemens 12-bit, unscaled'),
+)
+#: A wrapped phase image (with its noisy background) fills nearly all of its range; a scanner
+#: range is taken only when the values cover at least this fraction of it.
+MIN_RANGE_COVERAGE = 0.75
+#: Slack on [-π, π] and [0, 2π] for values in radians (converters round ±π), rad.
+RADIAN_SLACK = 0.02
+#: Spans (in the stored unit) that no wrapped phase has: below, nearly constant (a phase scaled
+#: to nothing, χ would come out 0); above, larger than any 16-bit scanner range.
+MIN_PHASE_SPAN = 0.1
+MAX_PHASE_SPAN = 65536.0
+
+
+@dataclass(frozen=True)
+class PhaseScaling:
+    """How one stored phase volume maps onto radians: ``low`` → -π, ``high`` → +π.
+
+    Attributes
+    ----------
+    convention : str
+        ``'rad'``, one of :data:`SCANNER_PHASE_RANGES`, or ``'observed_span'`` (floats
+        mapped from their own minimum and maximum).
+    low, high : float
+        Stored values of -π and +π.
+    observed : tuple of 2 float
+        Minimum and maximum of the finite stored values.
+    path : str
+        The file, for messages.
+    warning : str or None
+        Set when the scale was guessed from the observed span.
+    """
+
+    convention: str
+    low: float
+    high: float
+    observed: tuple
+    path: str = 'phase'
+    warning: str | None = None
+
+    def apply(self, phase):
+        """``phase`` in radians, wrapped to [-π, π), float32."""
+        phase = np.asarray(phase, dtype=np.float64)
+        if self.convention != 'rad':
+            phase = (phase - self.low) / (self.high - self.low) * (2 * np.pi) - np.pi
+        return np.angle(np.exp(1j * phase)).astype(np.float32)
+
+    def record(self):
+        """The decision for the sidecar (file name, convention, ranges)."""
+        return {'file': os.path.basename(str(self.path)), 'convention': self.convention,
+                'stored_range': [float(self.observed[0]), float(self.observed[1])],
+                'mapped_to_pi': [float(self.low), float(self.high)]}
+
+
+def phase_scaling(phase, units=None, path='phase'):
+    """Decide how a stored phase volume maps to radians, from its declared units and values.
+
+    The one rule of lesionqsm for phase scaling, used at discovery (so bad phase fails before
+    any computation, naming the file) and by the chain.
+
+    1. ``units='rad'``: the values must lie in [-π, π] or [0, 2π] (they are never rescaled;
+       a span below :data:`MIN_PHASE_SPAN` only gets a warning).
+    2. Otherwise (``'arbitrary'`` or undeclared), in this order:
+
+       - values in [-π, 2π] spanning at least π: radians;
+       - values inside a scanner range of :data:`SCANNER_PHASE_RANGES` covering at least
+         :data:`MIN_RANGE_COVERAGE` of it: that range (milliradians first, then Siemens
+         [-4096, 4096), then [0, 4096));
+       - any other span between :data:`MIN_PHASE_SPAN` and :data:`MAX_PHASE_SPAN`: the observed
+         minimum and maximum map to -π and π, with a warning naming the file and the range.
 
     Parameters
     ----------
     phase : ndarray
-        Phase as stored.
-    units : {'rad', 'arbitrary'}
-        Sidecar ``Units``.  Scanner integers are mapped linearly from their stored range
-        (``[-4096, 4096)`` or ``[0, 4096)`` when the data fit in it, the data range otherwise)
-        onto [-π, π).
+        Phase values as nibabel reads them (``scl_slope``/``scl_inter`` applied).
+    units : {'rad', 'arbitrary', None}
+        Declared sidecar ``Units``.
+    path : str
+        File named in messages.
+
+    Returns
+    -------
+    PhaseScaling
+
+    Raises
+    ------
+    ValueError
+        No finite value; declared radians outside [-π, 2π] or wider than 2π; undeclared or
+        arbitrary units spanning less than :data:`MIN_PHASE_SPAN` (constant or nearly: no
+        scale can be inferred, χ would be 0) or more than :data:`MAX_PHASE_SPAN`.  Each
+        message names the file and the range.
+    """
+    values = np.asarray(phase)
+    finite = values[np.isfinite(values)] if values.dtype.kind == 'f' else values.ravel()
+    if finite.size == 0:
+        raise ValueError(f'{path}: the phase image has no finite values')
+    lo, hi = float(finite.min()), float(finite.max())
+    span = hi - lo
+    shown = f'[{lo:.4g}, {hi:.4g}]'
+    observed = (lo, hi)
+    in_radians = (lo >= -np.pi - RADIAN_SLACK and hi <= 2 * np.pi + RADIAN_SLACK
+                  and span <= 2 * np.pi + RADIAN_SLACK)
+    if units == 'rad' and span < MIN_PHASE_SPAN and in_radians:
+        return PhaseScaling('rad', -np.pi, np.pi, observed, str(path), warning=(
+            f'{path}: phase declared in radians spans only {shown}: nearly constant, so the '
+            'field and chi will be nearly 0 (a wrapped phase spans 2pi)'))
+    if span < MIN_PHASE_SPAN:
+        raise ValueError(
+            f'{path}: phase values span only {shown} (Units {units or "missing"}): far too '
+            f'small for a wrapped phase, which spans 2pi rad (or 4096 or 8192 scanner units); '
+            'this image would give chi = 0 everywhere. Export the phase in radians or as '
+            'scanner integers')
+    if span > MAX_PHASE_SPAN:
+        raise ValueError(f'{path}: phase values span {shown}: far too large for a wrapped phase '
+                         '(radians, milliradians or 12-bit scanner integers)')
+    if units == 'rad':
+        if not in_radians:
+            raise ValueError(f'{path}: phase declared in radians spans {shown}, outside [-pi, '
+                             'pi] and [0, 2pi]; if it is in scanner units set "Units": '
+                             '"arbitrary" in its JSON sidecar (it is then rescaled)')
+        return PhaseScaling('rad', -np.pi, np.pi, observed, str(path))
+    if in_radians and span >= np.pi:
+        return PhaseScaling('rad', -np.pi, np.pi, observed, str(path))
+    for name, low, high, _ in SCANNER_PHASE_RANGES:
+        slack = 1.0  # one stored unit: converters round the ends
+        if lo >= low - slack and hi <= high + slack and span >= MIN_RANGE_COVERAGE * (high - low):
+            return PhaseScaling(name, low, high, observed, str(path))
+    return PhaseScaling('observed_span', lo, hi, observed, str(path), warning=(
+        f'{path}: phase values span {shown} (Units {units or "missing"}), neither radians nor '
+        'a scanner range; their minimum and maximum were mapped to -pi and pi. Check the '
+        'phase export if chi looks wrong'))
+
+
+def phase_to_radians(phase, units, path='phase'):
+    """Scale one stored phase volume to radians in [-π, π) by :func:`phase_scaling`.
+
+    Parameters
+    ----------
+    phase : ndarray
+        Phase as stored (``scl_slope`` and ``scl_inter`` applied).
+    units : {'rad', 'arbitrary', None}
+        Sidecar ``Units``.
     path : str
         File name used in messages.
 
@@ -67,26 +206,15 @@ def phase_to_radians(phase, units, path='phase'):
     -------
     phase_rad : float32 ndarray
     warnings : list of str
+    scaling : PhaseScaling
 
     Raises
     ------
     ValueError
-        A constant phase, which cannot be rescaled.
+        As :func:`phase_scaling`.
     """
-    phase = np.asarray(phase, dtype=np.float64)
-    warnings = []
-    if units == 'arbitrary':
-        low, high = float(np.nanmin(phase)), float(np.nanmax(phase))
-        if high <= low:
-            raise ValueError(f'{path}: phase is constant ({low}); it cannot be rescaled')
-        if low >= -4096 and high <= 4096:
-            low, high = (-4096.0, 4096.0) if low < 0 else (0.0, 4096.0)
-        phase = (phase - low) / (high - low) * 2 * np.pi - np.pi
-    elif np.nanmax(np.abs(phase)) > np.pi + 1e-3:
-        warnings.append(f'{path}: Units is rad but values reach {np.nanmax(np.abs(phase)):.2f};'
-                        ' wrapped to [-pi, pi)')
-    wrapped = np.angle(np.exp(1j * phase)).astype(np.float32)
-    return wrapped, warnings
+    scaling = phase_scaling(phase, units, path)
+    return scaling.apply(phase), [scaling.warning] if scaling.warning else [], scaling
 
 
 def complex_echoes(magnitudes, phases_rad):
@@ -102,7 +230,7 @@ def complex_echoes(magnitudes, phases_rad):
     return (magnitude * np.exp(1j * phase)).astype(np.complex64)
 
 
-def prepare_echoes(signal, echo_times, options=EchoOptions()):
+def prepare_echoes(signal, echo_times, options=EchoOptions(), *, phase_scaling=None):
     """Order the echoes by TE, apply the phase sign and divide by the magnitude scale.
 
     Parameters
@@ -112,6 +240,9 @@ def prepare_echoes(signal, echo_times, options=EchoOptions()):
     echo_times : sequence of E float
         Echo times in s (any order; duplicates are refused).
     options : EchoOptions
+    phase_scaling : sequence of E dict, optional
+        How each echo's phase was mapped to radians (:meth:`PhaseScaling.record`, in the order
+        of ``echo_times``); copied, in TE order, into the decisions.
 
     Returns
     -------
@@ -150,5 +281,11 @@ def prepare_echoes(signal, echo_times, options=EchoOptions()):
     rss /= np.float32(scale)
     decisions = {'echo_times_s': te.tolist(), 'phase_sign': int(options.phase_sign),
                  'magnitude_scale': scale}
+    if phase_scaling is not None:
+        phase_scaling = list(phase_scaling)
+        if len(phase_scaling) != te.size:
+            raise ValueError(f'{len(phase_scaling)} phase scalings were given for {te.size} '
+                             'echoes')
+        decisions['phase_scaling'] = [phase_scaling[i] for i in order]
     return PreparedEchoes(signal=signal, magnitude=rss.astype(np.float32), echo_times=te,
                           scale=scale, decisions=decisions)

@@ -30,7 +30,8 @@ class MultiEchoFit:
         Standard deviation of ``field_rad`` by error propagation, radians per ``delta_te``; 0
         where the fit is undetermined (no signal, outside the mask).
     delta_te : float
-        Echo spacing in s that defines the radian unit: ``echo_times[1] - echo_times[0]``.
+        Echo spacing in s that defines the radian unit: ``echo_times[1] - echo_times[0]``
+        (one echo: its echo time, the phase being accrued from TE = 0).
     residual : float32 ndarray
         Relative residual ``Σ|S - Ŝ|² / Σ|S|²`` (dimensionless; model error such as
         fat, motion or flow shows here).
@@ -52,8 +53,8 @@ def _check_echo_times(echo_times, n_echoes):
     te = np.asarray(echo_times, dtype=float).ravel()
     if te.size != n_echoes:
         raise ValueError(f'{te.size} echo times were given for {n_echoes} echoes')
-    if n_echoes < 2:
-        raise ValueError('a field fit needs at least 2 echoes, got 1')
+    if n_echoes < 1:
+        raise ValueError('a field fit needs at least 1 echo, got 0')
     if np.any(np.diff(te) <= 0):
         raise ValueError(f'echo times must increase strictly, got {te.tolist()} s')
     return te
@@ -148,6 +149,8 @@ def fit_multiecho_complex(signal, echo_times, *, mask=None, max_iter=30, tol=1e-
     te = _check_echo_times(echo_times, n_echoes)
     shape = signal.shape[:3]
     mask = _check_mask(mask, shape)
+    if n_echoes == 1:
+        return _single_echo(signal[..., 0], float(te[0]), mask, noise_sigma)
     delta_te = float(te[1] - te[0])
     tau = ((te - te[0]) / delta_te).astype(np.float32)
 
@@ -193,6 +196,30 @@ def fit_multiecho_complex(signal, echo_times, *, mask=None, max_iter=30, tol=1e-
         residual=_to_volume(out_relres),
         noise_sigma=noise_sigma,
     )
+
+
+def _single_echo(signal, echo_time, mask, noise_sigma):
+    """One echo: the field is its phase, radians per ``echo_time`` (φ0 taken as 0).
+
+    The receive-phase offset φ0 cannot be separated from the field with one echo; its smooth
+    part is removed with the background field, the rest stays in χ.  The noise is
+    ``σ / |S|`` (the phase noise of one complex sample), σ from the image background.
+    """
+    magnitude = np.abs(signal).astype(np.float32)
+    if noise_sigma is None:
+        noise_sigma = _background_sigma(magnitude)
+    if not np.isfinite(noise_sigma):  # no background: 1 % of the bright signal (SNR 100)
+        noise_sigma = 0.01 * float(np.percentile(magnitude[mask], 99)) if mask.any() else 1.0
+    noise_sigma = float(noise_sigma)
+    field = np.where(mask, np.angle(signal), 0).astype(np.float32)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        std = np.where(mask & (magnitude > 0), np.float32(noise_sigma) / magnitude, 0)
+    std = np.nan_to_num(std.astype(np.float32), nan=0.0, posinf=0.0)
+    zeros = np.zeros(signal.shape, np.float32)
+    return MultiEchoFit(field_rad=field,
+                        field_hz=(field / np.float32(2 * np.pi * echo_time)).astype(np.float32),
+                        phase0=zeros, noise_std=std, delta_te=echo_time, residual=zeros.copy(),
+                        noise_sigma=noise_sigma)
 
 
 def _background_sigma(first_magnitude):

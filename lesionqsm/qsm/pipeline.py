@@ -26,7 +26,7 @@ from .unwrap import UnwrapOptions, unwrap_field
 
 #: Version of the chain's numerical behaviour, recorded in every Chimap sidecar; bump it when
 #: any step's results change (the workflow's nodes then rerun instead of using their cache).
-ALGORITHM_VERSION = '5'
+ALGORITHM_VERSION = '6'
 
 #: The steps' options classes, in chain order, by attribute of :class:`QSMOptions`.
 STEP_OPTIONS = {
@@ -158,7 +158,7 @@ class SessionReconstruction:
 
 
 def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, options=None,
-                        brain_mask=None):
+                        brain_mask=None, phase_scaling=None):
     """Reconstruct one visit: echoes → mask → fit → unwrap → R2* → CSF → background → χ.
 
     Parameters
@@ -178,6 +178,9 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
         (default: the paper's settings).
     brain_mask : bool ndarray, shape (X, Y, Z), optional
         A brain mask to use as given instead of the automatic one.
+    phase_scaling : sequence of E dict, optional
+        How each echo's phase was mapped to radians (from
+        :func:`lesionqsm.bids.visit.read_echoes`), recorded in the decisions.
 
     Returns
     -------
@@ -207,7 +210,8 @@ def reconstruct_session(complex_echoes, echo_times, *, field_strength, affine, o
         timings[f'{name}_s'] = now - clock
         clock = now
 
-    echoes = prepare_echoes(complex_echoes, echo_times, options.echoes)
+    echoes = prepare_echoes(complex_echoes, echo_times, options.echoes,
+                            phase_scaling=phase_scaling)
     records.append(provenance.step_record(echoes.decisions, echoes.warnings))
     lap('prepare')
     mask = make_brain_mask(echoes.magnitude, voxel_size, options.mask, user_mask=brain_mask)

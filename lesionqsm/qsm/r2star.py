@@ -168,13 +168,19 @@ def estimate_r2star(magnitude, echo_times, mask, options=R2StarOptions()):
     Returns
     -------
     r2star : float32 ndarray, 1/s
+        NaN everywhere for a single echo (there is no decay to fit).
     decisions : dict
-        ``r2star_method``, the estimator that ran.
+        ``r2star_method``, the estimator that ran (``'none'`` for one echo).
     warnings : list of str
-        Set when ARLO was asked for but the echoes do not allow it.
+        Set when ARLO was asked for but the echoes do not allow it, or for one echo.
     """
     warnings = []
     method = options.r2star_method
+    if len(echo_times) == 1:
+        shape = np.shape(magnitude)[:3]
+        return (np.full(shape, np.nan, np.float32), {'r2star_method': 'none'},
+                ['R2*: one echo, no decay to fit; the R2* map is NaN and the CSF search, '
+                 'which needs R2*, is skipped'])
     if method == 'arlo' and not evenly_spaced(echo_times):
         method = 'loglinear'
         warnings.append(f'R2*: ARLO needs 3 or more evenly spaced echoes ({len(echo_times)} '

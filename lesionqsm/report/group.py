@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..bids.group_tables import check_lesion_tables
 from ..bids.images import atomic_write_bytes, atomic_write_text
 from .figures import GROUP_STYLE, covariates_phrase, observed_figure
 from .logs import read_run_log
@@ -32,6 +33,9 @@ MODELS = (
     ('volume_model', 'volume', 'Lesion volume', 'mm³'),
 )
 _RIM = {'positive': 'rim+', 'negative': 'rim−'}
+#: Provenance rows of the About section: summary key, row name.
+PROVENANCE = (('lesionqsm_version', 'lesionqsm version'), ('command', 'Command line'),
+              ('algorithm_version', 'Group-level algorithm version'))
 
 
 @dataclass
@@ -223,13 +227,20 @@ def _group_figures(output_dir, group_dir):
     return figures
 
 
-def _observed_figures(output_dir, group_dir):
-    """Observed lesion trajectories with each model's Table, drawn from the files on disk."""
-    tables = [t for t in (_read_tsv(p) for p in sorted(output_dir.glob('sub-*/sub-*_lesions.tsv')))
-              if t is not None]
-    if not tables:
+def _observed_figures(output_dir, group_dir, table_paths=None):
+    """Observed lesion trajectories with each model's Table, drawn from the files on disk.
+
+    ``table_paths``: the lesion tables the models used (from the summary; default every
+    table of ``output_dir``); a table that is not usable (see
+    :func:`lesionqsm.bids.group_tables.check_lesion_tables`) is not drawn.
+    """
+    if table_paths is None:
+        table_paths = sorted(output_dir.glob('sub-*/sub-*_lesions.tsv'))
+    else:  # where they are now (the output folder may have moved since)
+        table_paths = [output_dir / Path(p).parent.name / Path(p).name for p in table_paths]
+    lesions = check_lesion_tables(table_paths)[0]
+    if lesions is None:
         return []
-    lesions = pd.concat(tables, ignore_index=True)
     if 'status' in lesions.columns:
         lesions = lesions[lesions['status'].astype(str) == 'ok']
     out = group_dir / 'figures'
@@ -314,9 +325,12 @@ def write_group_report(output_dir):
     unverified = [f'{name}: the optimum of the fit could not be verified'
                   for name in summary.get('optimum_not_verified') or []]
     log_file, records, _ = read_run_log(output_dir, 'group')
-    figures = _group_figures(output_dir, group_dir) + _observed_figures(output_dir, group_dir)
-    provenance = [(k, str(summary[k])) for k in ('lesionqsm_version', 'version', 'command',
-                                                  'algorithm_version') if k in summary]
+    figures = _group_figures(output_dir, group_dir) + _observed_figures(
+        output_dir, group_dir, summary.get('lesion_tables'))
+    provenance = [(name, str(summary[key])) for key, name in PROVENANCE
+                  if summary.get(key) is not None]
+    left_out = [(f'sub-{subject}', messages)
+                for subject, messages in (summary.get('subjects_left_out') or {}).items()]
     html_text = render(
         'group.html', models=models, figures=figures, results=summary.get('results') or [],
         errors=errors, warnings=unverified + [r.message.splitlines()[0] for r in records
@@ -324,7 +338,7 @@ def write_group_report(output_dir):
         log_file=log_file.relative_to(output_dir).as_posix() if log_file else None,
         summary_file=(summary_path.relative_to(output_dir).as_posix()
                       if summary_path.exists() else None),
-        provenance=provenance, version=__version__, output_dir=output_dir)
+        provenance=provenance, left_out=left_out, version=__version__, output_dir=output_dir)
     path = output_dir / 'group.html'
     atomic_write_text(path, html_text)
     return path

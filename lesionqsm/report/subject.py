@@ -135,8 +135,8 @@ def _visit_figures(run, visit, baseline, write, cache):
         f'{label}_desc-chi_Chimap',
         f'{label}: susceptibility χ in three planes through the brain\'s centre, fixed '
         f'window {window[0]:g} to {window[1]:g} ppm (the same for every visit and subject).'))
-    if 'r2starmap' in visit.files:
-        r2s = images.load(visit.files['r2starmap'])
+    r2s = images.load(visit.files['r2starmap']) if 'r2starmap' in visit.files else None
+    if r2s is not None and np.isfinite(r2s.data).any():
         r2s_ras, _ = slices.to_ras(r2s.data, r2s.affine)
         top = float(np.percentile(r2s_ras[brain_ras], 99)) if brain_ras.any() else 50.0
         figs.append(write(
@@ -144,6 +144,8 @@ def _visit_figures(run, visit, baseline, write, cache):
                                  label='R2* (1/s)', centre=centre),
             f'{label}_desc-r2star_R2starmap',
             f'{label}: R2* (1/s), window 0 to the 99th percentile in the brain.'))
+    elif r2s is not None:
+        notes.append('the R2* map is NaN (one echo: no decay to fit)')
     else:
         notes.append('no R2* map was written')
 

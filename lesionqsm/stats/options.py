@@ -56,6 +56,11 @@ class GroupModelOptions:
         if self.bin_edges and any(b <= a for a, b in zip(self.bin_edges[:-1],
                                                          self.bin_edges[1:], strict=True)):
             raise ValueError('bin_edges must increase')
+        if not self.table_ages or min(self.table_ages) < 0:
+            raise ValueError('table_ages must list one or more lesion ages >= 0 (years)')
+        twice = sorted({c for c in self.covariates if self.covariates.count(c) > 1})
+        if twice:
+            raise ValueError(f'covariates lists {", ".join(twice)} more than once')
 
     def model_kwargs(self):
         """Keyword arguments of :func:`.growth_curve.fit_growth_curve` shared by every model."""

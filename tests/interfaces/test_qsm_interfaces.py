@@ -56,7 +56,7 @@ def test_prepare_echoes_refuses_mismatched_grids(tmp_path):
 
 def test_arbitrary_phase_units_map_to_radians():
     """Scanner integers -4096..4095 span [-π, π): -4096 -> -π, 0 -> 0, 2048 -> π/2."""
-    phase, warnings = phase_to_radians(np.array([-4096.0, 0.0, 2048.0, 4095.0]), 'arbitrary')
+    phase, warnings, _ = phase_to_radians(np.array([-4096.0, 0.0, 2048.0, 4095.0]), 'arbitrary')
     np.testing.assert_allclose(phase[:3], [-np.pi, 0.0, np.pi / 2], atol=1e-6)
     assert phase[3] == pytest.approx(np.pi - np.pi / 4096, abs=1e-5)
     assert warnings == []

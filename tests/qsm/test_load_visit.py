@@ -11,7 +11,9 @@ from lesionqsm.qsm import load_visit
 
 def test_load_visit_reads_the_echoes(tiny_cohort):
     inputs = load_visit(tiny_cohort, 'sub-01', 'ses-02')
-    assert set(inputs) == {'complex_echoes', 'echo_times', 'field_strength', 'affine'}
+    assert set(inputs) == {'complex_echoes', 'echo_times', 'field_strength', 'affine',
+                           'phase_scaling'}
+    assert [s['convention'] for s in inputs['phase_scaling']] == ['rad'] * 5
     anat = tiny_cohort / 'sub-01' / 'ses-02' / 'anat'
     mag = nb.load(anat / 'sub-01_ses-02_echo-1_part-mag_MEGRE.nii.gz')
     sidecar = json.loads((anat / 'sub-01_ses-02_echo-1_part-mag_MEGRE.json').read_text())

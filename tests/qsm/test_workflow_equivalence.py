@@ -64,9 +64,10 @@ def test_workflow_equals_api(phantoms, tmp_path, background, inversion, ventricl
     echo_times = [float(TE5[i]) for i in echoes]
     options = {**FAST, 'background': background, 'inversion': inversion}
 
-    signal, reference_img, _ = read_echoes(mags, phases, 'rad')
+    signal, reference_img, _, scalings = read_echoes(mags, phases, 'rad')
     api = reconstruct_session(signal, echo_times, field_strength=3.0,
-                              affine=reference_img.affine, options=options)
+                              affine=reference_img.affine, options=options,
+                              phase_scaling=scalings)
 
     wf = init_session_qsm_wf(echo_times=echo_times, field_strength=3.0, qsm_options=options)
     wf.base_dir = str(tmp_path / 'work')
