@@ -56,8 +56,11 @@ def test_config_unknown_parameter_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(('config', 'message'), [
-    ({'qsm': {'background': 'vsharp'}},
-     "qsm.background: must be one of 'pdf', 'lbv', got 'vsharp'"),
+    ({'qsm': {'background': 'sharp'}},
+     "qsm.background: must be one of 'pdf_edge_smv', 'medi_toolbox', 'pdf', 'lbv', 'vsharp', "
+     "got 'sharp'"),
+    ({'qsm': {'smv_radius_mm': 5}},
+     "qsm.smv_radius_mm: background 'pdf_edge_smv' already ends in an SMV inside MEDI"),
     ({'qsm': {'lambda_': 'big'}}, "qsm.lambda_: must be a number"),
     ({'qsm': {'lambda_': -1}}, 'qsm.lambda_: must be float > 0, got -1.0'),
     ({'qsm': {'max_gn_iter': 2.5}}, 'qsm.max_gn_iter: must be an integer'),
