@@ -19,8 +19,7 @@ from nipype.interfaces import fsl
 from nipype.interfaces.base import File, traits
 from scipy import ndimage
 
-from ..bids.images import load_image, save_like
-from ..qsm import provenance
+from ..bids.images import load_image
 from ..qsm.geometry import voxel_sizes
 from ..qsm.masking import MaskOptions, make_brain_mask
 from .qsm import _StepInputSpec, _StepInterface, _StepOutputSpec
@@ -137,9 +136,7 @@ class UserBrainMask(_StepInterface):
         result = make_brain_mask(mag_img.get_fdata(dtype=np.float32), voxel_sizes(mag_img.affine),
                                  self._options(), user_mask=mask, source='user',
                                  source_file=self.inputs.in_mask)
-        self._results['out_mask'] = save_like(result.mask, mag_img, runtime.cwd,
-                                              'brain_mask.nii', dtype=np.uint8)
-        self._results['decisions'] = provenance.step_record(result.decisions, result.warnings)
+        self._save_mask(result, mag_img, runtime)
         return runtime
 
 
@@ -168,7 +165,5 @@ class BETBrainMask(_StepInterface):
         result = make_brain_mask(mag_img.get_fdata(dtype=np.float32), voxel_sizes(mag_img.affine),
                                  self._options(), user_mask=mask, source='bet')
         result.decisions['bet_command'] = node.cmdline
-        self._results['out_mask'] = save_like(result.mask, mag_img, runtime.cwd,
-                                              'brain_mask.nii', dtype=np.uint8)
-        self._results['decisions'] = provenance.step_record(result.decisions, result.warnings)
+        self._save_mask(result, mag_img, runtime)
         return runtime

@@ -63,6 +63,12 @@ class _StepInterface(SimpleInterface):
         given = self.inputs.options if isdefined(self.inputs.options) else {}
         return options_from_mapping(self.options_class, given)
 
+    def _save_mask(self, result, mag_img, runtime):
+        """Outputs of a brain-mask step (:class:`lesionqsm.qsm.masking.BrainMaskResult`)."""
+        self._results['out_mask'] = save_like(result.mask, mag_img, runtime.cwd,
+                                              'brain_mask.nii', dtype=np.uint8)
+        self._results['decisions'] = provenance.step_record(result.decisions, result.warnings)
+
 
 def _on_grid(path, reference_img, reference_path):
     """float32 data of a 3-D image that must share ``reference_img``'s grid."""
@@ -147,9 +153,7 @@ class BrainMask(_StepInterface):
             user_mask = load_mask_on_grid(self.inputs.in_mask, mag_img, self.inputs.in_magnitude)
         result = make_brain_mask(mag_img.get_fdata(dtype=np.float32), _grid(mag_img)[0],
                                  self._options(), user_mask=user_mask)
-        self._results['out_mask'] = save_like(result.mask, mag_img, runtime.cwd,
-                                              'brain_mask.nii', dtype=np.uint8)
-        self._results['decisions'] = provenance.step_record(result.decisions, result.warnings)
+        self._save_mask(result, mag_img, runtime)
         return runtime
 
 
