@@ -216,6 +216,12 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
     LOGGER.info('group inputs checked: %d lesion table(s) used (%d rows)%s', len(tables),
                 len(lesions), f', {len(inputs.left_out)} subject(s) left out'
                 if inputs.left_out else '')
+    unreliable = unreliable_observations(lesions)
+    if unreliable:
+        LOGGER.warning('%d lesion-visit(s) in the model were measured where χ is not reliable '
+                       '(chi_reliable = false: the lesion reaches the brain mask\'s outer layer): '
+                       '%s', len(unreliable), ', '.join(unreliable[:10])
+                       + (' ...' if len(unreliable) > 10 else ''))
     kwargs = opts.model_kwargs()
     try:
         chi = fit_growth_curve(lesions, participants, degree=opts.degree,
@@ -284,6 +290,7 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
         'lesion_tables': [str(t) for t in tables],
         'subjects_left_out': inputs.left_out,
         'input_problems': [asdict(p) for p in inputs.problems],
+        'unreliable_observations': unreliable,
         'participants_tsv': str(participants_tsv) if participants is not None else None,
         'options': options_as_dict(opts),
         **{name: None if fit is None else fit.summary() for name, fit in fits.items()},
@@ -294,6 +301,27 @@ def group_level(output_dir, bids_dir, options=None, *, command=None):
     }
     written['summary'] = str(write_json(out_dir / 'group_summary.json', summary))
     return GroupRun(written=written, inputs=inputs, errors=errors)
+
+
+def unreliable_observations(lesions):
+    """The lesion-visits whose χ was measured outside the reliable voxels.
+
+    Parameters
+    ----------
+    lesions : pandas.DataFrame
+        The lesion tables read by the group level (``chi_reliable`` may be absent: tables of
+        earlier versions).
+
+    Returns
+    -------
+    list of str
+        ``'sub-01 lesion 3 ses-02'`` for every row with ``chi_reliable`` false.
+    """
+    if 'chi_reliable' not in lesions.columns:
+        return []
+    flagged = lesions[lesions['chi_reliable'].astype(str).str.lower() == 'false']
+    return [f'{row.participant_id} lesion {row.lesion_id} {row.session_id}'
+            for row in flagged.itertuples()]
 
 
 def _figures(chi, volume, table_ages, out_dir):
