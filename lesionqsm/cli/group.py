@@ -18,6 +18,7 @@ from .. import __version__
 from ..bids.group_tables import GroupInputs, check_lesion_tables, read_group_inputs
 from ..bids.images import atomic_write_text
 from ..bids.templates_io import write_json
+from ..lesions.measures import unreliable_rows
 from ..options import OptionError, options_as_dict, options_from_mapping
 from ..stats.covariates import covariate_column
 from ..stats.errors import ModelError
@@ -317,11 +318,8 @@ def unreliable_observations(lesions):
     list of str
         ``'sub-01 lesion 3 ses-02'`` for every row with ``chi_reliable`` false.
     """
-    if 'chi_reliable' not in lesions.columns:
-        return []
-    flagged = lesions[lesions['chi_reliable'].astype(str).str.lower() == 'false']
     return [f'{row.participant_id} lesion {row.lesion_id} {row.session_id}'
-            for row in flagged.itertuples()]
+            for row in unreliable_rows(lesions).itertuples()]
 
 
 def _figures(chi, volume, table_ages, out_dir):

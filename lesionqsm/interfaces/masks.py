@@ -22,7 +22,7 @@ from scipy import ndimage
 from ..bids.images import load_image
 from ..qsm.geometry import voxel_sizes
 from ..qsm.masking import MaskOptions, make_brain_mask
-from .qsm import _StepInputSpec, _StepInterface, _StepOutputSpec
+from .qsm import _BrainMaskOutputSpec, _StepInputSpec, _StepInterface
 
 #: Default BET fractional intensity threshold (FSL's default).
 BET_FRACTION = 0.5
@@ -115,10 +115,6 @@ def bet_interface(in_file, out_file, *, frac=BET_FRACTION):
 class _UserBrainMaskInputSpec(_StepInputSpec):
     in_magnitude = File(exists=True, mandatory=True, desc='3-D magnitude (the GRE grid)')
     in_mask = File(exists=True, mandatory=True, desc="the user's brain mask, any grid")
-
-
-class _BrainMaskOutputSpec(_StepOutputSpec):
-    out_mask = File(exists=True, desc='binary mask on the GRE grid, uint8')
 
 
 class UserBrainMask(_StepInterface):

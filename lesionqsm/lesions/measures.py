@@ -195,3 +195,22 @@ def _measure_lesion(participant_id, lesion, visit_times, maps, exclude, options,
             'status': status,
         })
     return rows
+
+
+def unreliable_rows(table):
+    """The rows of a lesion table whose χ was measured outside the reliable voxels.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A lesion table as read back from TSV: ``chi_reliable`` is bool when the column holds
+        only true/false, text when it also holds n/a, and absent in tables of earlier versions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows with ``chi_reliable`` false (none without the column).
+    """
+    if 'chi_reliable' not in table.columns:
+        return table.iloc[:0]
+    return table[table['chi_reliable'].astype(str).str.lower() == 'false']

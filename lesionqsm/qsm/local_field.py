@@ -102,9 +102,8 @@ def remove_background(total_field, brain_mask, voxel_size, *, b0_dir, noise_std=
         decisions['inversion_smv'] = ('edge-aware, per voxel' if np.ndim(smv) == 3
                                       else f'{float(smv):g} mm')
         decisions['inversion_merit'] = bool(result.medi_options.get('merit', False))
-    for key in ('radii_mm', 'pdf_tol'):
-        if key in result.info:
-            decisions['background_info'][key] = result.info[key]
+    if 'radii_mm' in result.info:  # a tuple, kept out by the scalar filter above
+        decisions['background_info']['radii_mm'] = result.info['radii_mm']
     return LocalField(field=np.where(result.local_mask, result.local_field_rad, 0)
                       .astype(np.float32),
                       mask=result.local_mask, reliable_mask=result.reliable_mask & brain_mask,

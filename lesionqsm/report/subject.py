@@ -15,6 +15,7 @@ import numpy as np
 from .. import __version__
 from ..bids.images import atomic_write_bytes, atomic_write_text
 from ..lesions.fractions import partial_volume_fraction
+from ..lesions.measures import unreliable_rows
 from ..lesions.regions import nawm_shell
 from . import images, slices
 from .collect import collect_subject
@@ -398,9 +399,8 @@ def _warnings(run):
         engine = next((str(meta[k]) for k in ('Engine', 'RegistrationEngine') if k in meta), '')
         if engine and 'flirt' not in engine.lower():
             found.append(('sidecar', visit.label, f'registered with {engine}, not FSL FLIRT'))
-    table = run.lesion_table
-    if table is not None and 'chi_reliable' in table.columns:
-        flagged = table[table['chi_reliable'].astype(str).str.lower() == 'false']
+    if run.lesion_table is not None:
+        flagged = unreliable_rows(run.lesion_table)
         for lesion_id, rows in flagged.groupby('lesion_id', sort=False):
             found.append(('lesion table', f'lesion {lesion_id}',
                           f'lesion {lesion_id} reaches voxels whose χ was eroded or '
