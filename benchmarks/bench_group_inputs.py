@@ -20,20 +20,14 @@ import pandas as pd
 
 from lesionqsm.cli.group import read_inputs
 from lesionqsm.stats.options import GroupModelOptions
-from lesionqsm.synth.lesion_table import simulate_lesion_table
+from lesionqsm.synth.lesion_table import simulate_lesion_table, write_group_inputs
 
 
 def write_cohort(root, n_patients):
     lesions, participants, _ = simulate_lesion_table(
         n_patients=n_patients, n_lesions=3 * n_patients, visits_per_lesion=5,
         rng=np.random.default_rng(0))
-    (root / 'bids').mkdir(parents=True)
-    participants.to_csv(root / 'bids' / 'participants.tsv', sep='\t', index=False,
-                        na_rep='n/a')
-    for pid, rows in lesions.groupby('participant_id'):
-        (root / 'out' / pid).mkdir(parents=True)
-        rows.to_csv(root / 'out' / pid / f'{pid}_lesions.tsv', sep='\t', index=False,
-                    na_rep='n/a')
+    write_group_inputs(root, lesions, participants)
     return len(lesions)
 
 

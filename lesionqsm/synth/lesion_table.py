@@ -17,7 +17,7 @@ import pandas as pd
 
 from .trajectory import TABLE_AGES, mean_susceptibility_ppb, mean_volume_mm3
 
-__all__ = ['simulate_lesion_table', 'DEFAULT_BETA']
+__all__ = ['simulate_lesion_table', 'write_group_inputs', 'DEFAULT_BETA']
 
 #: Covariate effects on χ_rel (ppb per unit): per mm³ of baseline volume, per EDSS point, per
 #: year of patient age, disease duration and treatment duration.
@@ -154,3 +154,22 @@ def simulate_lesion_table(*, n_patients, n_lesions, visits_per_lesion, rng, sd_p
              'sd_lesion': sd_lesion, 'sd_residual': sd_residual,
              'mean_ppb': mean_susceptibility_ppb}
     return lesions, participants, truth
+
+
+def write_group_inputs(root, lesions, participants):
+    """Write simulated tables where the group level reads them.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Gets ``bids/participants.tsv`` and ``out/sub-<label>/sub-<label>_lesions.tsv``.
+    lesions, participants : pandas.DataFrame
+        As returned by :func:`simulate_lesion_table`.
+    """
+    (root / 'bids').mkdir(parents=True)
+    participants.to_csv(root / 'bids' / 'participants.tsv', sep='\t', index=False,
+                        na_rep='n/a')
+    for pid, rows in lesions.groupby('participant_id'):
+        (root / 'out' / pid).mkdir(parents=True)
+        rows.to_csv(root / 'out' / pid / f'{pid}_lesions.tsv', sep='\t', index=False,
+                    na_rep='n/a')

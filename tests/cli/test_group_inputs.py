@@ -26,7 +26,7 @@ from lesionqsm.cli import main
 from lesionqsm.cli.group import group_options, read_inputs
 from lesionqsm.options import OptionError
 from lesionqsm.stats.options import GroupModelOptions
-from lesionqsm.synth.lesion_table import simulate_lesion_table
+from lesionqsm.synth.lesion_table import simulate_lesion_table, write_group_inputs
 
 #: The model of every case: two patient covariates read from participants.tsv, degree 1.
 OPTIONS = GroupModelOptions(degree=1, covariates=('edss', 'age'), figures=False)
@@ -49,13 +49,7 @@ def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp('group_inputs')
     lesions, participants, _ = simulate_lesion_table(
         n_patients=6, n_lesions=14, visits_per_lesion=4, rng=np.random.default_rng(3))
-    (root / 'bids').mkdir()
-    participants.to_csv(root / 'bids' / 'participants.tsv', sep='\t', index=False,
-                        na_rep='n/a')
-    for pid, rows in lesions.groupby('participant_id'):
-        (root / 'out' / pid).mkdir(parents=True)
-        rows.to_csv(root / 'out' / pid / f'{pid}_lesions.tsv', sep='\t', index=False,
-                    na_rep='n/a')
+    write_group_inputs(root, lesions, participants)
     shutil.copytree(root, root.parent / f'{root.name}_pristine')
     clean = read_inputs(root / 'out', root / 'bids', OPTIONS)
     assert clean.problems == [] and len(clean.tables) == 6

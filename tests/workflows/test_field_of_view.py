@@ -13,13 +13,11 @@ import shutil
 import nibabel as nb
 import numpy as np
 import pytest
+from nuclei_contrast import nuclei_contrasts, slope_and_order
 
 from lesionqsm.interfaces.masks import resample_mask
 from lesionqsm.qsm.masking import brain_mask_from_magnitude
 from lesionqsm.synth.field_of_view import VARIANTS, write_variants
-
-NUCLEI = {'caudate': 7, 'putamen': 8, 'pallidum': 9, 'thalamus': 10}
-WHITE_MATTER = 5
 
 
 def _dice(a, b):
@@ -120,19 +118,11 @@ def variants_run(variants, tmp_path_factory, lesionqsm_cli):
 def _chi_slope(out, bids, sub):
     """Slope of reconstructed on true deep-nuclei-minus-WM contrasts, and whether the nuclei
     keep their order (as tests/workflows/test_session.py)."""
-    anat = out / f'sub-{sub}' / 'ses-01' / 'anat'
-    chi = nb.load(anat / f'sub-{sub}_ses-01_Chimap.nii.gz').get_fdata()
-    mask = nb.load(anat / f'sub-{sub}_ses-01_desc-brain_mask.nii.gz').get_fdata() > 0
-    truth = _truth(bids, sub, 'Chimap').get_fdata()
-    tissue = _truth(bids, sub, 'desc-tissue_dseg').get_fdata()
-    wm = (tissue == WHITE_MATTER) & mask
-    measured, expected = [], []
-    for label in NUCLEI.values():
-        roi = (tissue == label) & mask
-        measured.append(1000 * (chi[roi].mean() - chi[wm].mean()))
-        expected.append(1000 * (truth[roi].mean() - truth[wm].mean()))
-    order_kept = np.argsort(measured).tolist() == np.argsort(expected).tolist()
-    return np.polyfit(expected, measured, 1)[0], order_kept
+    prefix = f'sub-{sub}_ses-01'
+    measured, expected = nuclei_contrasts(
+        out / f'sub-{sub}' / 'ses-01' / 'anat',
+        bids / 'derivatives' / 'groundtruth' / f'sub-{sub}' / 'ses-01' / 'anat', prefix)
+    return slope_and_order(measured, expected)
 
 
 def _sidecar(out, sub):
