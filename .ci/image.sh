@@ -19,7 +19,8 @@
 #
 # Settings (environment): LESIONQSM_IMAGE_CACHE (default /var/cache/lesionqsm-image),
 # IMAGE (default lesionqsm:VERSION), FSL_HOME (an FSL installation to copy into the image),
-# IMAGE_TAR (default lesionqsm-VERSION.tar, for save).
+# IMAGE_TAR (default lesionqsm-VERSION.tar, for save), PODMAN_BUILD_FLAGS (extra options of
+# `podman build`; for test, default --layers=false: no cached layers).
 set -euo pipefail
 SCRIPT=$(realpath "$0")
 cd "$(dirname "$0")/.."
@@ -133,16 +134,23 @@ build() {
         [ -x "$FSL_HOME/bin/flirt" ] || die "FSL_HOME=$FSL_HOME has no bin/flirt"
         fsl=(-v "$FSL_HOME:/mnt/fsl:ro" --build-arg WITH_FSL=1)
     fi
-    log "podman build $IMAGE"
+    local flags=() previous
+    read -ra flags <<<"${PODMAN_BUILD_FLAGS:-}"
+    previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+    log "podman build $IMAGE ${flags[*]} (log: $conf/podman-build.log)"
     local start=$SECONDS
     # the build's output, each line stamped with the seconds since this script started
-    nice podman build ${PODMAN_BUILD_FLAGS:-} --build-arg "BASE=$BASE_IMAGE" \
-        "${mounts[@]}" "${fsl[@]}" \
+    nice podman build "${flags[@]}" --build-arg "BASE=$BASE_IMAGE" "${mounts[@]}" "${fsl[@]}" \
         --label "org.opencontainers.image.version=$VERSION" \
         --label "org.opencontainers.image.title=lesionqsm" \
         -t "$IMAGE-stage" -f Containerfile . 2>&1 | stamp >"$conf/podman-build.log" \
-        || { tail -30 "$conf/podman-build.log" >&2; die "podman build failed (log: $conf/podman-build.log)"; }
+        || { tail -30 "$conf/podman-build.log" >&2; die 'podman build failed'; }
     remove_mountpoints "${mounts[@]}" "${fsl[@]}"
+    # the image this build replaced, untagged now, would stay on disk (1.2 GB) for nothing
+    if [ -n "$previous" ] \
+            && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+        podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
     log "built $IMAGE in $((SECONDS - start)) s; $(podman image inspect --format '{{.Size}}' \
         "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
     check_no_build_mounts
@@ -220,6 +228,9 @@ host_reference() {
 
 smoke_test() {
     [ -x .venv/bin/lesionqsm ] || die '.venv is missing: run make venv'
+    # A build from scratch, not from cached layers: the pip step's inputs (wheels, the venv's
+    # versions) are mounted, so a cached layer could hold other versions than the venv's.
+    PODMAN_BUILD_FLAGS=${PODMAN_BUILD_FLAGS---layers=false}
     local tmp start
     tmp=$(mktemp -d /var/tmp/lesionqsm-image-test.XXXXXX)
     TMP_DIR=$tmp
@@ -235,9 +246,10 @@ smoke_test() {
     done
 
     # A non-root user, as on a cluster (Apptainer runs as the caller; podman here is rootful,
-    # hence an explicit unprivileged uid), a read-only image, the dataset mounted read-only,
-    # and no network (nothing is downloaded at run time).
-    local uid=65534
+    # hence an explicit unprivileged uid, one the image's /etc/passwd does not know, as a
+    # caller's uid would not be), a read-only image (only /tmp is a writable tmpfs), the
+    # dataset mounted read-only, and no network (nothing is downloaded at run time).
+    local uid=1000
     local run=(podman run --rm --read-only --user "$uid:$uid" --network none)
 
     local version
