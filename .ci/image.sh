@@ -82,7 +82,7 @@ make_base() {
         # half the time, with bookworm's security updates, and writes the tarball itself.
         # python3 is preinstalled so that the Containerfile's apt step finds it in place.
         log "mmdebstrap $SUITE (minbase) into $BASE_TAR"
-        nice mmdebstrap --mode=root --variant=minbase \
+        nice mmdebstrap --mode=root --variant=minbase --aptopt='Acquire::Retries "3"' \
             --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
             --include=python3,python3-venv,ca-certificates \
             "$SUITE" "$BASE_TAR.part.tar" >"$CACHE/mmdebstrap.log" 2>&1 \
