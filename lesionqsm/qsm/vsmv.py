@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage as ndi
 
+from . import threads
 from .smv import smv_kernel
 
 #: Default largest sphere, mm (the MEDI toolbox's ``'smv', 5``).
@@ -198,6 +199,36 @@ class EdgeAwareSMV:
         return out
 
 
+class _FlatNeighbours:
+    """The 7-point mean restricted to one band of voxels, by flat indices (no full-array pass).
+
+    Every voxel of the band has its six face neighbours inside the array (the band lies in
+    the mask's interior), so ``index ± stride`` never leaves it.
+    """
+
+    def __init__(self, band, voxel_size):
+        self.index = np.flatnonzero(band)
+        strides = np.cumprod((1,) + band.shape[:0:-1])[::-1]
+        self.steps = [(int(s), np.float32(w))
+                      for s, w in zip(strides, _neighbour_weights(voxel_size), strict=True)]
+
+    def mean_at(self, x):
+        """The neighbour mean of ``x`` at the band's voxels (1-D, band order)."""
+        flat = x.ravel()
+        out = np.zeros(self.index.size, dtype=np.float32)
+        for step, weight in self.steps:
+            out += weight * (flat[self.index + step] + flat[self.index - step])
+        return out
+
+    def subtract_transpose(self, z, values):
+        """``z -= Nᵀ v`` in place, ``v`` given on the band (``values``, band order)."""
+        flat = z.ravel()
+        for step, weight in self.steps:
+            part = weight * values
+            flat[self.index + step] -= part   # one shift: the targets are distinct
+            flat[self.index - step] -= part
+
+
 def dipole_operators(smv, dipole_rfft, *, workers=-1):
     """Forward ``x ↦ H (D * x)`` and adjoint ``y ↦ D * (Hᵀ y)`` for the MEDI data term.
 
@@ -212,39 +243,63 @@ def dipole_operators(smv, dipole_rfft, *, workers=-1):
     -------
     forward, adjoint : callables float32 ndarray -> float32 ndarray
         One real FFT and ``1 + n`` inverse FFTs forward, ``1 + n`` FFTs and one inverse
-        adjoint, for ``n`` sphere radii (the 7-point mean works on the image).
+        adjoint, for ``n`` sphere radii (the 7-point mean works on the image).  The band
+        restrictions work on flat indices, so that apart from the FFTs each call costs a few
+        passes over the array.
     """
     shape = smv.shape
-    kernels = [(band, (dipole_rfft * k).astype(np.float32))
+    kernels = [(np.flatnonzero(band), (dipole_rfft * k).astype(np.float32))
                for (_, band), k in zip(smv.bands, smv.sphere_kernels(), strict=True)]
-    neighbour = smv.neighbour_band
-    dropped = ~smv.kept
-    voxel = smv.voxel_size
-    tmp = np.empty(shape, dtype=np.float32)
+    neighbours = _FlatNeighbours(smv.neighbour_band, smv.voxel_size)
+    kept = smv.kept.astype(np.float32)
+    scratch = [np.empty(shape, dtype=np.float32) for _ in kernels]
+    # large transforms: one single-threaded FFT per thread (see lesionqsm.qsm.threads)
+    parallel = workers != 1
+    fft_workers = 1 if parallel else workers
+
+    def inverse(spec, kernel):
+        return lambda: scipy.fft.irfftn(spec * kernel, s=shape, workers=fft_workers,
+                                        overwrite_x=True)
 
     def forward(x):
         spec = scipy.fft.rfftn(x, workers=workers)
-        dx = scipy.fft.irfftn(spec * dipole_rfft, s=shape, workers=workers)
-        out = dx.copy()
-        for band, kernel in kernels:
-            mean = scipy.fft.irfftn(spec * kernel, s=shape, workers=workers)
-            np.subtract(out, mean, out=out, where=band)
-        neighbour_mean(dx, voxel, out=tmp)
-        np.subtract(out, tmp, out=out, where=neighbour)
-        np.copyto(out, np.float32(0), where=dropped)
+        dx, *means = threads.run_all([inverse(spec, dipole_rfft)]
+                                     + [inverse(spec, kernel) for _, kernel in kernels],
+                                     parallel=parallel)
+        out = dx * kept
+        flat_out = out.ravel()
+        flat_out[neighbours.index] -= neighbours.mean_at(dx)
+        for (index, _), mean in zip(kernels, means, strict=True):
+            flat_out[index] -= mean.ravel()[index]
         return out
 
-    def adjoint(y):
-        y = np.where(dropped, np.float32(0), np.asarray(y, dtype=np.float32))
-        masked = np.where(neighbour, y, np.float32(0))
-        z = y - neighbour_mean(masked, voxel, out=tmp)
-        spec = scipy.fft.rfftn(z, workers=workers)
-        spec *= dipole_rfft
-        for band, kernel in kernels:
-            part = scipy.fft.rfftn(np.where(band, y, np.float32(0)), workers=workers)
+    def band_spectrum(flat_y, index, kernel, buffer):
+        def job():
+            buffer[...] = 0
+            buffer.ravel()[index] = flat_y[index]
+            part = scipy.fft.rfftn(buffer, workers=fft_workers)
             part *= kernel
+            return part
+        return job
+
+    def adjoint(y):
+        z = np.multiply(y, kept, dtype=np.float32)
+        flat_y = z.ravel()
+        values = flat_y[neighbours.index]
+        parts = [band_spectrum(flat_y, index, kernel, buffer)
+                 for (index, kernel), buffer in zip(kernels, scratch, strict=True)]
+        z_corrected = z.copy()
+        neighbours.subtract_transpose(z_corrected, values)
+
+        def whole():
+            spec = scipy.fft.rfftn(z_corrected, workers=fft_workers)
+            spec *= dipole_rfft
+            return spec
+
+        spec, *band_specs = threads.run_all([whole] + parts, parallel=parallel)
+        for part in band_specs:
             spec -= part
-        return scipy.fft.irfftn(spec, s=shape, workers=workers)
+        return scipy.fft.irfftn(spec, s=shape, workers=workers, overwrite_x=True)
 
     return forward, adjoint
 

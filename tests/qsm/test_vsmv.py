@@ -59,14 +59,16 @@ def test_local_field_survives():
     assert np.linalg.norm(high[near]) > 0.6 * np.linalg.norm(local[near])
 
 
-def test_dipole_operators_are_adjoint():
+@pytest.mark.parametrize('workers', [1, -1])  # one thread; FFTs side by side in threads
+def test_dipole_operators_are_adjoint(workers):
     """<F x, y> = <x, Fᵀ y> for random x, y (float32: relative 1e-5)."""
     voxel = (1.0, 1.0, 2.0)
     shape = (32, 30, 20)
     _, mask = _ellipsoid_grid(shape, voxel, (12, 11, 15))
     smv = vsmv.EdgeAwareSMV.from_radius_map(vsmv.radius_map(mask, voxel, max_radius_mm=6.0),
                                             voxel)
-    forward, adjoint = vsmv.dipole_operators(smv, dipole_kernel(shape, voxel, rfft=True))
+    forward, adjoint = vsmv.dipole_operators(smv, dipole_kernel(shape, voxel, rfft=True),
+                                              workers=workers)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
     y = rng.standard_normal(shape).astype(np.float32)
