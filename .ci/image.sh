@@ -80,11 +80,14 @@ make_base() {
         # mmdebstrap (Debian's successor of debootstrap: apt resolves and downloads in
         # parallel) makes the same minbase system as `debootstrap --variant=minbase` in about
         # half the time, with bookworm's security updates, and writes the tarball itself.
-        # python3 is preinstalled so that the Containerfile's apt step finds it in place.
+        # python3 is preinstalled so that the Containerfile's apt step finds it in place.  The
+        # host's resolv.conf and hostname, copied in for the install, are emptied (the
+        # container engine provides both at run time).
         log "mmdebstrap $SUITE (minbase) into $BASE_TAR"
         nice mmdebstrap --mode=root --variant=minbase --aptopt='Acquire::Retries "3"' \
             --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
             --include=python3,python3-venv,ca-certificates \
+            --customize-hook=': > "$1/etc/resolv.conf"; : > "$1/etc/hostname"' \
             "$SUITE" "$BASE_TAR.part.tar" >"$CACHE/mmdebstrap.log" 2>&1 \
             || { tail -20 "$CACHE/mmdebstrap.log" >&2; rm -f "$BASE_TAR.part.tar"
                  die "mmdebstrap failed (log: $CACHE/mmdebstrap.log)"; }
