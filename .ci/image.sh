@@ -19,8 +19,8 @@
 #
 # Settings (environment): LESIONQSM_IMAGE_CACHE (default /var/cache/lesionqsm-image),
 # IMAGE (default lesionqsm:VERSION), FSL_HOME (an FSL installation to copy into the image),
-# IMAGE_TAR (default lesionqsm-VERSION.tar, for save), PODMAN_BUILD_FLAGS (extra options of
-# `podman build`; for test, default --layers=false: no cached layers).
+# IMAGE_TAR (default lesionqsm-VERSION.tar, for save), PODMAN_BUILD_FLAGS (options of
+# `podman build`; default --layers=false: no cached layers).
 set -euo pipefail
 SCRIPT=$(realpath "$0")
 cd "$(dirname "$0")/.."
@@ -84,6 +84,7 @@ make_base() {
         # host's resolv.conf and hostname, copied in for the install, are emptied (the
         # container engine provides both at run time).
         log "mmdebstrap $SUITE (minbase) into $BASE_TAR"
+        # shellcheck disable=SC2016  # "$1", the new root, is the hook's own argument
         nice mmdebstrap --mode=root --variant=minbase --aptopt='Acquire::Retries "3"' \
             --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
             --include=python3,python3-venv,ca-certificates \
@@ -137,8 +138,10 @@ build() {
         [ -x "$FSL_HOME/bin/flirt" ] || die "FSL_HOME=$FSL_HOME has no bin/flirt"
         fsl=(-v "$FSL_HOME:/mnt/fsl:ro" --build-arg WITH_FSL=1)
     fi
+    # From scratch, not from cached layers: the pip step's inputs (the wheels, the venv's
+    # versions) are mounted, not copied, so a cached layer could hold other versions.
     local flags=() previous
-    read -ra flags <<<"${PODMAN_BUILD_FLAGS:-}"
+    read -ra flags <<<"${PODMAN_BUILD_FLAGS---layers=false}"
     previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
     log "podman build $IMAGE ${flags[*]} (log: $conf/podman-build.log)"
     local start=$SECONDS
@@ -231,9 +234,6 @@ host_reference() {
 
 smoke_test() {
     [ -x .venv/bin/lesionqsm ] || die '.venv is missing: run make venv'
-    # A build from scratch, not from cached layers: the pip step's inputs (wheels, the venv's
-    # versions) are mounted, so a cached layer could hold other versions than the venv's.
-    PODMAN_BUILD_FLAGS=${PODMAN_BUILD_FLAGS---layers=false}
     local tmp start
     tmp=$(mktemp -d /var/tmp/lesionqsm-image-test.XXXXXX)
     TMP_DIR=$tmp
