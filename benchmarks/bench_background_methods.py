@@ -1,7 +1,7 @@
 """Background-field removal methods compared on phantoms made by an independent simulator.
 
 Run: ``.venv/bin/python benchmarks/bench_background_methods.py [--phantoms 3t ...]
-[--methods pdf_edge_smv medi_toolbox ...]``  (needs the test extra: qsm-forward)
+[--methods pdf_edge_smv medi_toolbox ...] [--options JSON]``  (needs the test extra: qsm-forward)
 
 Each phantom is simulated by qsm-forward (``tests/qsm/independent_phantom.py``); for every
 method of :func:`lesionqsm.qsm.background_methods.remove_background` the chain runs from the
@@ -14,6 +14,7 @@ and layers of the brain mask lost, seconds of background removal and of inversio
 """
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,11 +35,11 @@ PHANTOMS.update({
 })
 
 
-def run_phantom(name, methods):
+def run_phantom(name, methods, options=None):
     ph = ip.simulate(tempfile.mkdtemp(prefix='bench_bg_'), **PHANTOMS[name])
     rows = []
     for method in methods:
-        chi, chi_mask, brain_mask, timings, r = ip.run_chain(ph, method)
+        chi, chi_mask, brain_mask, timings, r = ip.run_chain(ph, method, options=options)
         s = ip.score(chi, chi_mask, brain_mask, ph)
         rows.append((method, s, timings['background_s'], timings['inversion_s'],
                      int(r.reliable_mask.sum())))
@@ -51,12 +52,15 @@ def main(argv=None):
                         choices=sorted(PHANTOMS))
     parser.add_argument('--methods', nargs='+', default=list(background_methods.METHODS),
                         choices=background_methods.METHODS)
+    parser.add_argument('--options', type=json.loads, default={},
+                        help='other qsm options for every row, as JSON, e.g. '
+                             '\'{"merit": true, "edge_smv_max_radius_mm": 15}\'')
     args = parser.parse_args(argv)
     header = (f"{'method':<14}{'slope':>7}{'med':>7}{'max':>7}{'juxta':>7}{'NRMSE':>7}"
               f"{'NRMSE*':>8}{'lost':>7}{'layers':>7}{'bg s':>7}{'inv s':>7}")
     for name in args.phantoms:
-        ph, rows = run_phantom(name, args.methods)
-        print(f'\n{name}: {ph.description}')
+        ph, rows = run_phantom(name, args.methods, args.options)
+        print(f'\n{name}: {ph.description} {args.options or ""}')
         print(header)
         print('-' * len(header))
         for method, s, t_bg, t_inv, _ in rows:

@@ -347,10 +347,11 @@ def _quiet(func, **kwargs):
         return func(**kwargs)
 
 
-def run_chain(ph, method=None):
+def run_chain(ph, method=None, options=None):
     """The chain from the echoes, with its own mask: :func:`lesionqsm.qsm.reconstruct_session`
     with its default options, or with background ``method`` (one of
-    :data:`lesionqsm.qsm.background_methods.METHODS`).
+    :data:`lesionqsm.qsm.background_methods.METHODS`) and other ``options`` (a ``qsm``
+    config section).
 
     Returns
     -------
@@ -365,7 +366,9 @@ def run_chain(ph, method=None):
     """
     from lesionqsm.qsm.pipeline import reconstruct_session
 
-    options = {} if method is None else {'background': method}
+    options = dict(options or {})
+    if method is not None:
+        options['background'] = method
     r = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
                             affine=ph.affine, options=options)
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
