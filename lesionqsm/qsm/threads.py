@@ -27,6 +27,17 @@ def _pool():
     return _POOL
 
 
+def _forget_pool():
+    """In a forked child the parent's pool threads do not exist: start a new pool on next use
+    (nipype's MultiProc forks its workers)."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def run_all(jobs, *, parallel=True):
     """Call every job (a function of no argument) and return their results in order.
 
