@@ -34,28 +34,39 @@ def _neighbour_weights(voxel_size):
     return inv / (2.0 * inv.sum())
 
 
-def neighbour_mean(x, voxel_size, out=None):
-    """Weighted mean of the six face neighbours (neighbours outside the array count as 0).
+class NeighbourMean:
+    """The weighted mean of the six face neighbours, on one band of voxels (by flat indices).
 
-    ``x - neighbour_mean(x)`` is ``-(Σ_a h_a² w_a) ∇²x`` for the 7-point Laplacian, so it is
-    zero for any discrete-harmonic field.  Only used on voxels whose six neighbours are in the
-    mask, hence never on the array's border.
+    ``x - mean`` is ``-(Σ_a h_a² w_a) ∇²x`` for the 7-point Laplacian, so it is zero for any
+    discrete-harmonic field.  Every voxel of the band has its six face neighbours inside the
+    mask, hence inside the array, so ``index ± stride`` never leaves it; only the band's
+    voxels and their neighbours are touched (no full-array pass).
     """
-    w = _neighbour_weights(voxel_size)
-    x = np.asarray(x, dtype=np.float32)
-    if out is None:
-        out = np.empty_like(x)
-    out[...] = 0
-    for axis in range(3):
-        c = np.float32(w[axis])
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis] = slice(0, -1)
-        hi[axis] = slice(1, None)
-        lo, hi = tuple(lo), tuple(hi)
-        out[hi] += c * x[lo]
-        out[lo] += c * x[hi]
-    return out
+
+    def __init__(self, band, voxel_size):
+        self.index = np.flatnonzero(band)
+        strides = np.cumprod((1,) + band.shape[:0:-1])[::-1]
+        self.steps = [(int(s), np.float32(w))
+                      for s, w in zip(strides, _neighbour_weights(voxel_size), strict=True)]
+
+    def mean_at(self, x):
+        """The neighbour mean of ``x`` at the band's voxels (1-D, band order)."""
+        flat = x.ravel()
+        out = np.zeros(self.index.size, dtype=np.float32)
+        for step, weight in self.steps:
+            out += weight * (flat[self.index + step] + flat[self.index - step])
+        return out
+
+    def subtract_transpose(self, z, values):
+        """``z -= Nᵀ v`` in place (``z`` C-contiguous), ``v`` given on the band (``values``,
+        band order)."""
+        if not z.flags.c_contiguous:  # ravel would copy, and the update would be lost
+            raise ValueError('subtract_transpose needs a C-contiguous array')
+        flat = z.ravel()
+        for step, weight in self.steps:
+            part = weight * values
+            flat[self.index + step] -= part   # one shift: the targets are distinct
+            flat[self.index - step] -= part
 
 
 def kernel_radii(voxel_size, max_radius_mm=MAX_RADIUS_MM, *, n_spheres=2):
@@ -176,12 +187,12 @@ class EdgeAwareSMV:
         """``H x = x - Σ_k M_k (K_k * x)``, 0 where ``H`` is not defined (float32)."""
         x = np.asarray(x, dtype=np.float32)
         spec = scipy.fft.rfftn(x, workers=workers)
-        out = x.copy()
+        out = x.copy(order='C')  # written through a flat view below
         for (_, band), kernel in zip(self.bands, self.sphere_kernels(), strict=True):
             mean = scipy.fft.irfftn(spec * kernel, s=self.shape, workers=workers)
             out[band] -= mean[band]
-        mean = neighbour_mean(x, self.voxel_size)
-        out[self.neighbour_band] -= mean[self.neighbour_band]
+        neighbours = NeighbourMean(self.neighbour_band, self.voxel_size)
+        out.ravel()[neighbours.index] -= neighbours.mean_at(x)
         out[~self.kept] = 0
         return out
 
@@ -190,43 +201,13 @@ class EdgeAwareSMV:
         (the MEDI toolbox's noise update after SMV filtering)."""
         var = np.asarray(var, dtype=np.float32)
         spec = scipy.fft.rfftn(var, workers=-1)
-        out = np.zeros_like(var)
+        out = np.zeros(self.shape, dtype=np.float32)  # C order: written through a flat view
         for (_, band), kernel in zip(self.bands, self.sphere_kernels(), strict=True):
             mean = scipy.fft.irfftn(spec * kernel, s=self.shape, workers=-1)
             out[band] = mean[band]
-        mean = neighbour_mean(var, self.voxel_size)
-        out[self.neighbour_band] = mean[self.neighbour_band]
+        neighbours = NeighbourMean(self.neighbour_band, self.voxel_size)
+        out.ravel()[neighbours.index] = neighbours.mean_at(var)
         return out
-
-
-class _FlatNeighbours:
-    """The 7-point mean restricted to one band of voxels, by flat indices (no full-array pass).
-
-    Every voxel of the band has its six face neighbours inside the array (the band lies in
-    the mask's interior), so ``index ± stride`` never leaves it.
-    """
-
-    def __init__(self, band, voxel_size):
-        self.index = np.flatnonzero(band)
-        strides = np.cumprod((1,) + band.shape[:0:-1])[::-1]
-        self.steps = [(int(s), np.float32(w))
-                      for s, w in zip(strides, _neighbour_weights(voxel_size), strict=True)]
-
-    def mean_at(self, x):
-        """The neighbour mean of ``x`` at the band's voxels (1-D, band order)."""
-        flat = x.ravel()
-        out = np.zeros(self.index.size, dtype=np.float32)
-        for step, weight in self.steps:
-            out += weight * (flat[self.index + step] + flat[self.index - step])
-        return out
-
-    def subtract_transpose(self, z, values):
-        """``z -= Nᵀ v`` in place, ``v`` given on the band (``values``, band order)."""
-        flat = z.ravel()
-        for step, weight in self.steps:
-            part = weight * values
-            flat[self.index + step] -= part   # one shift: the targets are distinct
-            flat[self.index - step] -= part
 
 
 def dipole_operators(smv, dipole_rfft, *, workers=-1):
@@ -250,7 +231,7 @@ def dipole_operators(smv, dipole_rfft, *, workers=-1):
     shape = smv.shape
     kernels = [(np.flatnonzero(band), (dipole_rfft * k).astype(np.float32))
                for (_, band), k in zip(smv.bands, smv.sphere_kernels(), strict=True)]
-    neighbours = _FlatNeighbours(smv.neighbour_band, smv.voxel_size)
+    neighbours = NeighbourMean(smv.neighbour_band, smv.voxel_size)
     kept = smv.kept.astype(np.float32)
     scratch = [np.empty(shape, dtype=np.float32) for _ in kernels]
     # large transforms: one single-threaded FFT per thread (see lesionqsm.qsm.threads)
@@ -273,10 +254,10 @@ def dipole_operators(smv, dipole_rfft, *, workers=-1):
             flat_out[index] -= mean.ravel()[index]
         return out
 
-    def band_spectrum(flat_y, index, kernel, buffer):
+    def band_spectrum(flat_z, index, kernel, buffer):
         def job():
             buffer[...] = 0
-            buffer.ravel()[index] = flat_y[index]
+            buffer.ravel()[index] = flat_z[index]
             part = scipy.fft.rfftn(buffer, workers=fft_workers)
             part *= kernel
             return part
@@ -284,9 +265,9 @@ def dipole_operators(smv, dipole_rfft, *, workers=-1):
 
     def adjoint(y):
         z = np.multiply(y, kept, dtype=np.float32)
-        flat_y = z.ravel()
-        values = flat_y[neighbours.index]
-        parts = [band_spectrum(flat_y, index, kernel, buffer)
+        flat_z = z.ravel()
+        values = flat_z[neighbours.index]
+        parts = [band_spectrum(flat_z, index, kernel, buffer)
                  for (index, kernel), buffer in zip(kernels, scratch, strict=True)]
         z_corrected = z.copy()
         neighbours.subtract_transpose(z_corrected, values)
