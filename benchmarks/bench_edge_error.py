@@ -15,6 +15,7 @@ chain's mask (the field of the true χ inside it); and, per layer, the rms of wh
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -51,14 +52,12 @@ def main(argv=None):
     parser.add_argument('--phantom', default='1.5mm-3T-skull-snr100',
                         choices=sorted(ip.TEST_PHANTOMS))
     args = parser.parse_args(argv)
-    import tempfile
-
     ph = ip.simulate(tempfile.mkdtemp(prefix='bench_edge_'), **ip.TEST_PHANTOMS[args.phantom])
     r = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
                             affine=ph.affine)
     voxel, truth, labels = ph.voxel_size, ph.chi, ph.labels
     mask = r.brain_mask
-    tissue = mask & (((labels != ip.OUTSIDE) & (labels < ip.DURA)) | (labels >= ip.LESION_BASE))
+    tissue = ip.scored_tissue(mask, labels)
     layer = ndi.distance_transform_cdt(mask, metric='taxicab')
     true_local = ppm_to_radians(np.where(mask, forward_field(np.where(mask, truth, 0), voxel), 0),
                                 field_strength=ph.field_strength,

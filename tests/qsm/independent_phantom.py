@@ -374,6 +374,12 @@ def run_chain(ph, method=None, options=None):
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
+def scored_tissue(brain_mask, labels):
+    """The voxels the NRMSE is taken over: the chain's brain mask ∩ true brain tissue (not
+    outside the head, not dura, bone, scalp or air; lesions included)."""
+    return brain_mask & (((labels != OUTSIDE) & (labels < DURA)) | (labels >= LESION_BASE))
+
+
 def score(chi_est, chi_mask, brain_mask, phantom, reliable_mask=None):
     """Accuracy figures of a χ map (ppm) against the simulator's truth.
 
@@ -436,7 +442,7 @@ def score(chi_est, chi_mask, brain_mask, phantom, reliable_mask=None):
         kinds.append(les.kind)
     errors = np.asarray(errors)
     kinds = np.asarray(kinds)
-    brain = brain_mask & ((labels != OUTSIDE) & (labels < DURA) | lesion_mask)
+    brain = scored_tissue(brain_mask, labels)
     est_full = np.where(chi_mask, chi_est, 0.0)
     kept = brain & chi_mask
     nrmse = float(np.linalg.norm((chi_est - truth)[kept]) / np.linalg.norm(truth[kept]))
