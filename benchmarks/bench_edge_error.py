@@ -10,7 +10,7 @@ layer's share of the squared error.  Then it separates background removal from i
 MEDI+0 with the same edge-aware SMV, and plain MEDI+0, given the *true* local field of the
 chain's mask (the field of the true χ inside it); and, per layer, the rms of what PDF leaves
 (its local field minus the true one) before and after the edge-aware high-pass ``H``, beside
-``H`` of the true local field (rad per ΔTE).
+``H`` of the true local field and ``H`` of the true background field (rad per ΔTE).
 """
 
 import argparse
@@ -84,16 +84,22 @@ def main(argv=None):
 
     smv = vsmv.EdgeAwareSMV.from_radius_map(radius, voxel)
     left = np.where(mask, r.local_field_rad - true_local, 0).astype(np.float32)
+    true_background = ppm_to_radians(
+        np.where(mask, forward_field(np.where(mask, 0, truth), voxel), 0),
+        field_strength=ph.field_strength, delta_te=r.delta_te).astype(np.float32)
     high_left, high_true = smv.apply(left), smv.apply(true_local)
-    print('\nwhat PDF leaves, rms (rad per echo spacing)')
-    print(f"{'layer':>7}{'before H':>10}{'after H':>10}{'H true':>10}")
+    high_background = smv.apply(true_background)
+    print('\nwhat PDF leaves, rms (rad per echo spacing); H of the true background (the field '
+          'of the true χ outside the mask) shows what H alone would leave')
+    print(f"{'layer':>7}{'before H':>10}{'after H':>10}{'H true':>10}{'H bg':>10}")
     for n in LAYERS:
         sel = smv.kept & (layer == n)
 
         def rms(x, sel=sel):
             return float(np.sqrt(np.mean(x[sel] ** 2)))
 
-        print(f'{n:>7}{rms(left):>10.4f}{rms(high_left):>10.4f}{rms(high_true):>10.4f}')
+        print(f'{n:>7}{rms(left):>10.4f}{rms(high_left):>10.4f}{rms(high_true):>10.4f}'
+              f'{rms(high_background):>10.4f}')
 
 
 if __name__ == '__main__':

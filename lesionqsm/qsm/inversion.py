@@ -16,10 +16,14 @@ from . import medi, tkd
 
 ALGORITHM_NAMES = {'medi+0': 'MEDI+0', 'medi': 'MEDI', 'tkd': 'TKD'}
 
+#: CG relative tolerance of each Gauss-Newton step of MEDI (see ``InversionOptions.cg_tol``).
+CG_TOL = 0.03
+
 
 @dataclass(frozen=True)
 class InversionOptions:
-    """Dipole inversion (defaults: the paper's MEDI+0, the MEDI toolbox's settings)."""
+    """Dipole inversion (defaults: the paper's MEDI+0, the MEDI toolbox's settings except
+    ``cg_tol``)."""
 
     inversion: str = option('medi+0', doc='dipole inversion', choices=tuple(ALGORITHM_NAMES))
     lambda_: float = option(1000.0, doc='data-fidelity weight λ (field in rad per ΔTE)',
@@ -29,8 +33,13 @@ class InversionOptions:
     gn_tol: float = option(0.1, doc='stop when ||dχ||/||χ|| is below this', low=0.0,
                            low_open=True)
     cg_max_iter: int = option(100, doc='CG iterations per Gauss-Newton step, at most', low=1)
-    cg_tol: float = option(0.01, doc='CG relative tolerance', low=0.0, high=1.0,
-                           low_open=True, high_open=True)
+    # The toolbox's 0.01 is what its unpreconditioned CG asks for, not what it reaches: on a
+    # 256 x 256 x 48 visit it stops at its 100-step cap with relative residuals of 0.02-0.17.
+    # With the k-space preconditioner, 0.03 lands as close to the toolbox's answer as 0.01
+    # does (rms 4.8 against 4.9 ppb), in 26 % fewer CG steps (README, dipole inversion).
+    cg_tol: float = option(CG_TOL, doc='CG relative tolerance (the MEDI toolbox asks for '
+                                       '0.01)', low=0.0, high=1.0, low_open=True,
+                           high_open=True)
     edge_fraction: float = option(0.9, doc='fraction of mask voxels counted as edges',
                                   low=0.0, high=1.0, low_open=True)
     smv_radius_mm: float = option(0.0, doc='SMV radius inside MEDI, mm (0: off), only with '

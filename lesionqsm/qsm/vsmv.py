@@ -16,6 +16,7 @@ it annihilates harmonic fields on the kept voxels.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.fft
@@ -119,9 +120,17 @@ def sphere_kernel(shape, voxel_size, radius_mm):
     On an anisotropic grid the voxels of a sphere have unequal second moments per axis, so the
     sphere mean does not annihilate quadratic harmonic fields such as ``x² - y²``.  Adding
     ``c_a (δ_{+a} + δ_{-a} - 2 δ_0)`` per axis (sum 0, so the kernel still has unit sum) raises
-    the smaller moments to the largest; on an isotropic grid nothing changes.
+    the smaller moments to the largest; on an isotropic grid nothing changes.  The float32
+    array is read-only and cached (MEDI's preconditioner asks for it at every Gauss-Newton
+    step).
     """
-    kernel = np.array(smv_kernel(shape, voxel_size, radius_mm, rfft=True))
+    return _sphere_kernel_cached(tuple(int(n) for n in shape),
+                                 tuple(float(v) for v in voxel_size), float(radius_mm))
+
+
+@lru_cache(maxsize=8)
+def _sphere_kernel_cached(shape, voxel_size, radius_mm):
+    kernel = np.array(smv_kernel(shape, voxel_size, radius_mm, rfft=True), dtype=np.float32)
     reach = [int(np.floor(radius_mm / float(v))) for v in voxel_size]
     offsets = np.meshgrid(*[np.arange(-n, n + 1) * float(v)
                             for n, v in zip(reach, voxel_size, strict=True)],
@@ -130,6 +139,7 @@ def sphere_kernel(shape, voxel_size, radius_mm):
     moments = np.array([float((np.broadcast_to(o**2, inside.shape)[inside]).mean())
                         for o in offsets])
     if np.ptp(moments) <= 1e-9 * moments.max():
+        kernel.setflags(write=False)
         return kernel
     for axis, (n, v) in enumerate(zip(shape, voxel_size, strict=True)):
         c = (moments.max() - moments[axis]) / (2.0 * float(v) ** 2)
@@ -139,7 +149,8 @@ def sphere_kernel(shape, voxel_size, radius_mm):
         freq = np.arange(m) / n
         symbol = (2.0 * np.cos(2.0 * np.pi * freq) - 2.0).astype(np.float32)
         kernel += np.float32(c) * symbol.reshape([-1 if a == axis else 1 for a in range(3)])
-    return kernel.astype(np.float32)
+    kernel.setflags(write=False)
+    return kernel
 
 
 @dataclass
