@@ -102,7 +102,7 @@ class PhaseScaling:
         phase = np.asarray(phase, dtype=np.float64)
         if self.convention != 'rad':
             phase = (phase - self.low) / (self.high - self.low) * (2 * np.pi) - np.pi
-        return np.angle(np.exp(1j * phase)).astype(np.float32)
+        return (np.mod(phase + np.pi, 2 * np.pi) - np.pi).astype(np.float32)
 
     def record(self):
         """The decision for the sidecar (file name, convention, ranges)."""
@@ -227,7 +227,11 @@ def complex_echoes(magnitudes, phases_rad):
     """
     magnitude = np.abs(np.stack([np.asarray(m, np.float32) for m in magnitudes], axis=-1))
     phase = np.stack([np.asarray(p, np.float32) for p in phases_rad], axis=-1)
-    return (magnitude * np.exp(1j * phase)).astype(np.complex64)
+    signal = np.empty(phase.shape, dtype=np.complex64)
+    # real and imaginary parts in float32 (numpy's complex exp works in complex128)
+    signal.real = magnitude * np.cos(phase)
+    signal.imag = magnitude * np.sin(phase)
+    return signal
 
 
 def prepare_echoes(signal, echo_times, options=EchoOptions(), *, phase_scaling=None):
