@@ -246,6 +246,21 @@ def test_builtin_is_deterministic():
     assert first.iterations == second.iterations
 
 
+def test_metric_samples_are_capped_per_level():
+    """Each level samples its fraction of the shrunk reference grid, but at most
+    ``max_samples`` voxels: a 240 x 240 x 48 GRE keeps 25 % of its 43,200 voxels at shrink 4
+    and 50,000 at shrink 2 and 1; the fractions used are recorded."""
+    fractions = rigid_engine._capped_fractions((240, 240, 48), (4, 2, 1), (0.25, 0.25, 0.1),
+                                               50_000)
+    voxels = (60 * 60 * 12, 120 * 120 * 24, 240 * 240 * 48)
+    samples = [f * n for f, n in zip(fractions, voxels, strict=True)]
+    np.testing.assert_allclose(samples, [0.25 * voxels[0], 50_000, 50_000])
+    ref, ref_affine = head_image((64, 64, 24), (3.0, 3.0, 5.0), rng=1)
+    result = rigid_engine.register_rigid(ref, ref_affine, ref, ref_affine, max_samples=1000)
+    recorded = result.parameters['sampling_fractions']
+    assert recorded == pytest.approx([0.25, 1000 / (32 * 32 * 12), 1000 / (64 * 64 * 24)])
+
+
 def test_builtin_refuses_bad_arrays():
     ref, affine = head_image((16, 16, 8), (6.0, 6.0, 12.0), noise=0)
     with pytest.raises(ValueError, match='moving image: image is all zero'):
