@@ -19,8 +19,8 @@ import argparse
 import time
 
 import numpy as np
-
 from bench_qsm_stages_a import fft_pair_seconds, head
+
 from lesionqsm.qsm import medi
 from lesionqsm.qsm.pipeline import reconstruct_session
 

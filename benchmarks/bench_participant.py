@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nipype.utils.filemanip import loadpkl
-
 from bench_qsm_stages_a import fft_pair_seconds
+from nipype.utils.filemanip import loadpkl
 
 
 def node_durations(work_dir):
