@@ -36,7 +36,7 @@ class InversionOptions:
     # The toolbox's 0.01 is what its unpreconditioned CG asks for, not what it reaches: on a
     # 256 x 256 x 48 visit it stops at its 100-step cap with relative residuals of 0.02-0.17.
     # With the k-space preconditioner, 0.03 lands as close to the toolbox's answer as 0.01
-    # does (rms 4.8 against 4.9 ppb), in 26 % fewer CG steps (README, dipole inversion).
+    # does (rms 4.8 against 4.9 ppb), in 26 % fewer CG steps (benchmarks/bench_cg_tolerance.py).
     cg_tol: float = option(CG_TOL, doc='CG relative tolerance (the MEDI toolbox asks for '
                                        '0.01)', low=0.0, high=1.0, low_open=True,
                            high_open=True)
