@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 PURE_PACKAGES = ['lesionqsm.qsm', 'lesionqsm.lesions', 'lesionqsm.registration',
-                 'lesionqsm.stats', 'lesionqsm.synth', 'lesionqsm.options']
+                 'lesionqsm.stats', 'lesionqsm.synth', 'lesionqsm.options', 'lesionqsm.morphology']
 
 
 def test_pure_packages_do_not_import_nipype():

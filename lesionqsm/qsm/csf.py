@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..morphology import erode_mm
 from ..options import option
-from .masking import erode_mm
 
 
 @dataclass

@@ -1,86 +1,13 @@
-"""Brain mask from the GRE magnitude (no FSL), and millimetre-sized binary morphology."""
+"""Brain mask from the GRE magnitude (no FSL), built with :mod:`lesionqsm.morphology`."""
 
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft
 from scipy import ndimage
 
+from ..morphology import dilate_mm, erode_mm
 from ..options import option
 from .plausibility import check_brain_mask
-
-
-def _ball(radius_mm, voxel_size):
-    """Structuring element of the voxel offsets with ``|offset| <= radius_mm`` (physical)."""
-    half = [int(np.floor(radius_mm / v + 1e-9)) for v in voxel_size]
-    offsets = np.meshgrid(*[np.arange(-h, h + 1) * v for h, v in zip(half, voxel_size,
-                                                                       strict=True)],
-                          indexing='ij', sparse=True)
-    return sum(o**2 for o in offsets) <= radius_mm**2 + 1e-9
-
-
-def _ball_counts(mask, ball):
-    """How many voxels of ``mask`` the ball covers when centred on each voxel (the outside of
-    the array counts as empty).
-
-    A linear convolution by real FFTs on a grid padded by the ball's half-width.  Rounding
-    in float32 is of order ``1e-7 log2(N) ||mask|| ||ball|| / sqrt(N)``, below 1e-3 for any
-    volume and ball, so thresholds half-way between integer counts are exact.
-    """
-    half = [b // 2 for b in ball.shape]
-    fft_shape = tuple(scipy.fft.next_fast_len(n + h, real=True)
-                      for n, h in zip(mask.shape, half, strict=True))
-    kernel = np.zeros(fft_shape, dtype=np.float32)
-    kernel[tuple(slice(0, b) for b in ball.shape)] = ball
-    kernel = np.roll(kernel, [-h for h in half], axis=(0, 1, 2))  # ball centre at voxel 0
-    spectrum = scipy.fft.rfftn(mask.astype(np.float32), s=fft_shape, workers=-1)
-    spectrum *= scipy.fft.rfftn(kernel, workers=-1)
-    counts = scipy.fft.irfftn(spectrum, s=fft_shape, workers=-1, overwrite_x=True)
-    return counts[tuple(slice(0, n) for n in mask.shape)]
-
-
-#: Balls spanning more voxels than this per side use the FFT convolution instead of ndimage's
-#: binary morphology (whose cost grows with the ball's size).
-_SMALL_BALL_VOXELS = 2
-
-
-def erode_mm(mask, radius_mm, voxel_size):
-    """Binary erosion by a ball of physical radius (mm).
-
-    Parameters
-    ----------
-    mask : bool ndarray, shape (X, Y, Z)
-        Mask to erode; the outside of the array counts as background.
-    radius_mm : float
-        Ball radius in mm; 0 or less returns a copy.
-    voxel_size : tuple of 3 float
-        Voxel size in mm.
-
-    Returns
-    -------
-    bool ndarray
-        Voxels whose distance to the nearest background voxel exceeds ``radius_mm``
-        (equal to MEDI's ``SMV(mask, r) > 0.999`` up to the ball's discretisation).
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if radius_mm <= 0:
-        return mask.copy()
-    ball = _ball(radius_mm, voxel_size)
-    if max(ball.shape) <= 2 * _SMALL_BALL_VOXELS + 1:
-        return ndimage.binary_erosion(mask, structure=ball, border_value=0)
-    return mask & (_ball_counts(mask, ball) > ball.sum() - 0.5)
-
-
-def dilate_mm(mask, radius_mm, voxel_size):
-    """Binary dilation by a ball of physical radius (mm): voxels within ``radius_mm`` of the
-    mask."""
-    mask = np.asarray(mask, dtype=bool)
-    if radius_mm <= 0 or not mask.any():
-        return mask.copy()
-    ball = _ball(radius_mm, voxel_size)
-    if max(ball.shape) <= 2 * _SMALL_BALL_VOXELS + 1:
-        return ndimage.binary_dilation(mask, structure=ball)
-    return mask | (_ball_counts(mask, ball) > 0.5)
 
 
 def largest_component(mask):

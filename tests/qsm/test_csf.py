@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from lesionqsm.morphology import erode_mm
 from lesionqsm.qsm.csf import ventricular_csf_mask
-from lesionqsm.qsm.masking import erode_mm
 from lesionqsm.qsm.r2star import r2star_arlo
 from lesionqsm.synth.head_phantom import head_phantom
 

@@ -3,13 +3,8 @@
 import numpy as np
 from scipy import ndimage
 
-from lesionqsm.qsm.masking import (
-    _wide_gaussian,
-    brain_mask_from_magnitude,
-    dilate_mm,
-    erode_mm,
-    tissue_level,
-)
+from lesionqsm.morphology import dilate_mm, erode_mm
+from lesionqsm.qsm.masking import _wide_gaussian, brain_mask_from_magnitude, tissue_level
 
 
 def test_wide_gaussian_on_blocks_matches_the_full_gaussian():
