@@ -293,7 +293,8 @@ class _BackgroundOutputSpec(_StepOutputSpec):
     out_smv_radius = File(exists=True, desc='per-voxel SMV radius (mm) the inversion must '
                                             'model; 0 everywhere when there is none')
     inversion_smv = traits.Dict(desc='the SMV the inversion must model: smv_radius_mm (None, '
-                                     "mm, or 'per_voxel': out_smv_radius) and merit")
+                                     "mm, or 'per_voxel': out_smv_radius), merit and "
+                                     'outside_scale (the sources outside the mask it fits)')
 
 
 class RemoveBackground(_StepInterface):
@@ -324,7 +325,8 @@ class RemoveBackground(_StepInterface):
                                                     'smv_radius_mm.nii')
         self._results['inversion_smv'] = {
             'smv_radius_mm': 'per_voxel' if per_voxel else radius,
-            'merit': bool(local.inversion_smv.get('merit', False))}
+            'merit': bool(local.inversion_smv.get('merit', False)),
+            'outside_scale': local.inversion_smv.get('outside_scale')}
         self._results['decisions'] = provenance.step_record(local.decisions)
         return runtime
 

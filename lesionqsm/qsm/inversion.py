@@ -135,8 +135,9 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
         Echo spacing in s (the unit of the field).
     background_smv : dict, optional
         The SMV the background step prescribes (:attr:`lesionqsm.qsm.local_field.LocalField.
-        inversion_smv`): ``smv_radius_mm`` (a radius in mm or a per-voxel radius map) and
-        ``merit``.  It replaces ``options.smv_radius_mm``; ``merit`` is on if either asks.
+        inversion_smv`): ``smv_radius_mm`` (a radius in mm or a per-voxel radius map),
+        ``merit`` and ``outside_scale`` (MEDI also fits sources outside the mask, scaled by
+        it).  It replaces ``options.smv_radius_mm``; ``merit`` is on if either asks.
     options : InversionOptions
 
     Returns
@@ -172,6 +173,8 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
             lambda_=options.lambda_, max_gn_iter=options.max_gn_iter, gn_tol=options.gn_tol,
             cg_max_iter=options.cg_max_iter, cg_tol=options.cg_tol,
             edge_fraction=options.edge_fraction, smv_radius_mm=smv_radius, merit=merit)
+        if background_smv and background_smv.get('outside_scale'):
+            solver_options['outside_scale'] = float(background_smv['outside_scale'])
         # λ_CSF and the CSF mean as zero only with a real CSF region; else plain MEDI
         csf = reference_mask if reference == 'ventricular_csf' else None
         if options.inversion == 'medi+0' and csf is not None:

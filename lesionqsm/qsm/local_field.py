@@ -13,7 +13,13 @@ import numpy as np
 
 from ..options import option
 from . import background_methods
-from .background_methods import DEFAULT_METHOD, EDGE_SMV_MAX_RADIUS_MM, EDGE_SMV_SPHERES, METHODS
+from .background_methods import (
+    DEFAULT_METHOD,
+    EDGE_SMV_MAX_RADIUS_MM,
+    EDGE_SMV_SPHERES,
+    METHODS,
+    OUTSIDE_SOURCE_SCALE,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class BackgroundOptions:
         low=0.0, low_open=True)
     edge_smv_spheres: int = option(EDGE_SMV_SPHERES, doc='sphere radii of the edge-aware SMV',
                                    low=1, high=8)
+    outside_source_scale: float = option(
+        OUTSIDE_SOURCE_SCALE, doc='pdf_edge_smv: scale P_B of the sources outside the mask '
+        'that MEDI fits beside χ, as total field inversion does (0: none)', low=0.0)
 
 
 @dataclass
@@ -89,7 +98,7 @@ def remove_background(total_field, brain_mask, voxel_size, *, b0_dir, noise_std=
         total_field, brain_mask, voxel_size, b0_dir=b0_dir, noise_std=noise_std,
         method=options.background, max_radius_mm=options.edge_smv_max_radius_mm,
         n_spheres=options.edge_smv_spheres, tol=options.background_tol,
-        max_iter=options.background_max_iter)
+        max_iter=options.background_max_iter, outside_scale=options.outside_source_scale)
     smv = result.medi_options.get('smv_radius_mm')
     decisions = {
         'background': options.background,
@@ -102,6 +111,8 @@ def remove_background(total_field, brain_mask, voxel_size, *, b0_dir, noise_std=
         decisions['inversion_smv'] = ('edge-aware, per voxel' if np.ndim(smv) == 3
                                       else f'{float(smv):g} mm')
         decisions['inversion_merit'] = bool(result.medi_options.get('merit', False))
+    if result.medi_options.get('outside_scale'):
+        decisions['inversion_outside_scale'] = float(result.medi_options['outside_scale'])
     if 'radii_mm' in result.info:  # a tuple, kept out by the scalar filter above
         decisions['background_info']['radii_mm'] = result.info['radii_mm']
     return LocalField(field=np.where(result.local_mask, result.local_field_rad, 0)

@@ -29,11 +29,11 @@ from .cg import conjugate_gradient
 from .constants import radians_to_ppm
 from .dipole import dipole_kernel
 from .gradient import gradient
-from .medi_weights import data_weights, gradient_mask, merit_noise_update
+from .medi_weights import data_weights, gradient_mask, inside_differences, merit_noise_update
 from .smv import smv_filter, smv_kernel
 
 #: Bump when the numerical behaviour changes (recorded in the output metadata).
-VERSION = '2'
+VERSION = '3'
 
 #: Voxels kept around the mask's bounding box when the problem is cropped for speed.
 CROP_MARGIN = 12
@@ -50,7 +50,7 @@ TV_EPSILON = 1e-6
 
 
 def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mask,
-             edge_fraction, smv_radius_mm, crop_margin=CROP_MARGIN):
+             edge_fraction, smv_radius_mm, outside_scale=None, crop_margin=CROP_MARGIN):
     """Validate inputs and build the pieces every implementation of the iteration shares."""
     field = np.asarray(local_field_rad, dtype=np.float32)
     mask = np.asarray(mask, dtype=bool)
@@ -122,7 +122,14 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
     if csf_mask is not None:
         csf_mask = csf_mask[box]
     m = data_weights(noise, mask)
+    chi_scale = None
+    if outside_scale:
+        # χ = P y with P = 1 in the mask and P_B outside (TFI's preconditioner); the sources
+        # outside explain what is left of the background, so TV only acts within the mask
+        chi_scale = np.where(mask, 1.0, outside_scale).astype(np.float32)
+        m_g = inside_differences(m_g, mask)
     return dict(field=np.ascontiguousarray(field), mask=mask, noise=np.ascontiguousarray(noise),
+                chi_scale=chi_scale,
                 m=m, m_g=m_g, csf_mask=csf_mask, edge_threshold=edge_threshold,
                 smv_kernel_rfft=smv_kernel_rfft, edge_smv=edge_smv,
                 smv_radius_mm=smv_radius_mm, box=box,
@@ -200,6 +207,18 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
     forward = adjoint = dconv
     if problem.get('edge_smv') is not None:
         forward, adjoint = vsmv.dipole_operators(problem['edge_smv'], kernel, workers=workers)
+    scale = problem.get('chi_scale')
+    if scale is not None:
+        # χ = P y: the solver's unknown is y, sources outside the mask are P_B times cheaper
+        forward_chi, adjoint_chi = forward, adjoint
+
+        def forward(y):
+            return forward_chi(y * scale)
+
+        def adjoint(z):
+            out = adjoint_chi(z)
+            out *= scale
+            return out
 
     diff = np.zeros((3,) + shape, dtype=np.float32)  # last plane of each axis stays 0
     slices = []
@@ -216,8 +235,9 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         return diff
 
     def tv_operator(x, weights, out):
-        """Σ_a Δ_aᵀ (weights_a Δ_a x) with raw differences Δ_a (the 1/h² is in weights)."""
-        d = raw_diff(x)
+        """Σ_a Δ_aᵀ (weights_a Δ_a x) with raw differences Δ_a (the 1/h² is in weights);
+        P Σ_a Δ_aᵀ (weights_a Δ_a P x) when χ = P x."""
+        d = raw_diff(x if scale is None else x * scale)
         np.multiply(d, weights, out=d)
         lo, hi = slices[0]
         np.negative(d[0], out=out)
@@ -226,6 +246,8 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             lo, hi = slices[axis]
             out[lo] -= d[axis][lo]
             out[hi] += d[axis][lo]
+        if scale is not None:
+            out *= scale
         return out
 
     csf_idx = np.flatnonzero(csf) if csf is not None else None
@@ -246,7 +268,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
     it = 0
     while ratio > gn_tol and it < max_gn_iter:
         it += 1
-        d = raw_diff(x)
+        d = raw_diff(x if scale is None else x * scale)
         tv_w = np.empty_like(d)
         for axis in range(3):
             # V = 1 / sqrt(|M_G ∇x|² + ε) on the scaled gradient; weights M_G V / h²
@@ -293,14 +315,15 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         history['cg_iterations'].append(n_cg)
         history['cg_relative_residual'].append(rel)
         history['cost_data'].append(float(np.linalg.norm(residual)))
-        history['cost_tv'].append(float(np.abs(m_g * gradient(x, voxel_size)).sum()))
+        chi = x if scale is None else x * scale
+        history['cost_tv'].append(float(np.abs(m_g * gradient(chi, voxel_size)).sum()))
         if merit:
             noise = merit_noise_update(noise, residual, mask)
             m = data_weights(noise, mask)
             b0 = m * np.exp(1j * field).astype(np.complex64)
             w2 = lam2 * m * m
     history['iterations'] = it
-    return x, history
+    return (x if scale is None else x * scale), history
 
 
 def _kspace_preconditioner(kernel, edge_smv, tv_w, w2, mask, shape, workers):
@@ -337,7 +360,7 @@ def _kspace_preconditioner(kernel, edge_smv, tv_w, w2, mask, shape, workers):
 
 def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf_mask,
          field_strength, delta_te, lambda_, lambda_csf, max_gn_iter, gn_tol, cg_max_iter, cg_tol,
-         edge_fraction, smv_radius_mm, merit, solver):
+         edge_fraction, smv_radius_mm, merit, solver, outside_scale=None):
     if field_strength <= 0 or delta_te <= 0:
         raise ValueError(f'field_strength ({field_strength} T) and delta_te ({delta_te} s) '
                          'must be positive')
@@ -349,7 +372,7 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
     t0 = time.perf_counter()
     problem = _prepare(local_field_rad, mask, magnitude, voxel_size, noise_std=noise_std,
                        csf_mask=csf_mask, edge_fraction=edge_fraction,
-                       smv_radius_mm=smv_radius_mm)
+                       smv_radius_mm=smv_radius_mm, outside_scale=outside_scale)
     t1 = time.perf_counter()
     x, history = solver(problem, voxel_size, b0_dir=b0_dir, lambda_=lambda_,
                         lambda_csf=lambda_csf, max_gn_iter=max_gn_iter, gn_tol=gn_tol,
@@ -369,8 +392,8 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
             'lambda': lambda_, 'lambda_csf': lambda_csf if csf_mask is not None else 0.0,
             'max_gn_iter': max_gn_iter, 'gn_tol': gn_tol, 'cg_max_iter': cg_max_iter,
             'cg_tol': cg_tol, 'edge_fraction': edge_fraction, 'smv_radius_mm': smv_radius_mm,
-            'merit': merit, 'tv_epsilon': TV_EPSILON, 'field_strength_T': field_strength,
-            'delta_te_s': delta_te, 'version': VERSION,
+            'merit': merit, 'outside_scale': outside_scale, 'tv_epsilon': TV_EPSILON,
+            'field_strength_T': field_strength, 'delta_te_s': delta_te, 'version': VERSION,
         },
     })
     return chi, info
@@ -379,7 +402,7 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
 def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
                    noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
                    lambda_csf=100.0, max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01,
-                   edge_fraction=0.9, smv_radius_mm=None, merit=False):
+                   edge_fraction=0.9, smv_radius_mm=None, merit=False, outside_scale=None):
     """MEDI+0: MEDI with a uniform-CSF penalty and the CSF mean as the zero reference.
 
     Parameters
@@ -431,6 +454,13 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
         the voxels where the map is 0 (the mask's outer layer) are lost.
     merit : bool, optional
         Model-error reweighting of the data weights after each Gauss-Newton step.
+    outside_scale : float, optional
+        If set (``P_B``), fit the sources outside the mask as well, as total field inversion
+        does [3]_: the unknown is ``y`` with ``χ = P y``, ``P`` = 1 in the mask and
+        ``outside_scale`` on the rest of the solver box, and the TV penalty acts only on
+        differences between two mask voxels.  The outside sources take up the background
+        field that the background step left (with the edge-aware SMV: what its high-pass
+        leaves of the background next to the edge); χ is still returned in the mask only.
 
     Returns
     -------
@@ -465,6 +495,8 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
     ----------
     .. [1] Liu Z, et al. Magn Reson Med 2018;79:2795-2803 (MEDI+0).
     .. [2] Liu J, et al. NeuroImage 2012;59:2560-2568 (MEDI, L1 form).
+    .. [3] Liu Z, et al. Magn Reson Med 2017;78:303-315 (preconditioned total field
+       inversion).
     """
     if csf_mask is not None and not np.any(csf_mask):
         csf_mask = None
@@ -473,13 +505,13 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
                 delta_te=delta_te, lambda_=lambda_, lambda_csf=lambda_csf,
                 max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
                 edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
-                solver=_solve)
+                solver=_solve, outside_scale=outside_scale)
 
 
 def medi(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
          noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
          max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01, edge_fraction=0.9,
-         smv_radius_mm=None, merit=False):
+         smv_radius_mm=None, merit=False, outside_scale=None):
     """Plain MEDI (no CSF term); χ in ppm referenced to the CSF mean if ``csf_mask`` is given.
 
     Parameters and returns as :func:`medi_plus_zero` without ``lambda_csf``: the CSF mask,
@@ -492,4 +524,4 @@ def medi(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0)
                 delta_te=delta_te, lambda_=lambda_, lambda_csf=0.0,
                 max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
                 edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
-                solver=_solve)
+                solver=_solve, outside_scale=outside_scale)

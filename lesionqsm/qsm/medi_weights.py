@@ -5,7 +5,7 @@ import numpy as np
 from .background import data_weights
 from .gradient import gradient
 
-__all__ = ['data_weights', 'gradient_mask', 'merit_noise_update']
+__all__ = ['data_weights', 'gradient_mask', 'inside_differences', 'merit_noise_update']
 
 
 def gradient_mask(magnitude, mask, voxel_size, *, edge_fraction=0.9):
@@ -64,6 +64,33 @@ def gradient_mask(magnitude, mask, voxel_size, *, edge_fraction=0.9):
         k = positive.size - n_edges - 1
         threshold = float(np.partition(positive, k)[k])
     return (g <= threshold).astype(np.float32), threshold
+
+
+def inside_differences(m_g, mask):
+    """The TV weights ``m_g`` kept only on forward differences between two mask voxels.
+
+    Parameters
+    ----------
+    m_g : ndarray, shape (3, X, Y, Z)
+        TV weights per forward-difference component (:func:`gradient_mask`).
+    mask : ndarray of bool, shape (X, Y, Z)
+
+    Returns
+    -------
+    float32 ndarray, shape (3, X, Y, Z)
+        ``m_g[a][i]`` where voxel ``i`` and its neighbour ``i + e_a`` are both in the mask,
+        0 elsewhere (no penalty across the mask's boundary or outside it).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(np.shape(m_g), dtype=np.float32)
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis] = slice(0, -1)
+        hi[axis] = slice(1, None)
+        both = mask[tuple(lo)] & mask[tuple(hi)]
+        out[axis][tuple(lo)] = np.where(both, m_g[axis][tuple(lo)], 0.0)
+    return out
 
 
 def merit_noise_update(noise_std, residual, mask):
