@@ -161,6 +161,7 @@ def test_remove_background_methods(compact_sources, method):
         assert radius.shape == m.shape and res.medi_options['merit'] is False
         assert np.array_equal(radius != 0, res.local_mask)
         assert np.all(res.reliable_mask == (radius > 0))
+        assert res.medi_options['outside_scale'] == background_methods.OUTSIDE_SOURCE_SCALE
     if method == 'medi_toolbox':
         assert res.medi_options == {'smv_radius_mm': 5.0, 'merit': True}
 
@@ -170,3 +171,16 @@ def test_remove_background_unknown_method(compact_sources):
     with pytest.raises(ValueError, match='background method must be one of'):
         background_methods.remove_background(ph.total_field, ph.brain_mask, ph.voxel_size,
                                              method='sharp')
+
+
+def test_outside_sources_can_be_turned_off(compact_sources):
+    """``outside_scale`` 0 (the option ``qsm.outside_source_scale: 0``): MEDI fits χ in the
+    mask only, as before the outside sources; the local field does not change."""
+    ph = compact_sources
+    kwargs = dict(noise_std=ph.noise_std, method='pdf_edge_smv')
+    on = background_methods.remove_background(ph.total_field, ph.brain_mask, ph.voxel_size,
+                                              **kwargs)
+    off = background_methods.remove_background(ph.total_field, ph.brain_mask, ph.voxel_size,
+                                               outside_scale=0, **kwargs)
+    assert off.medi_options['outside_scale'] is None
+    assert np.array_equal(on.local_field_rad, off.local_field_rad)

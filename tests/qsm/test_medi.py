@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lesionqsm.qsm import medi, medi_reference
+from lesionqsm.qsm import medi, medi_reference, medi_weights
 from lesionqsm.qsm.medi_weights import gradient_mask
 from lesionqsm.synth.head_phantom import head_phantom
 
@@ -138,3 +138,18 @@ def test_medi_bad_input(small):
     with pytest.raises(ValueError, match='delta_te'):
         medi.medi_plus_zero(local, ph.brain_mask, ph.magnitude, ph.voxel_size,
                             noise_std=ph.noise_std, field_strength=3.0, delta_te=0.0)
+
+
+def test_inside_differences():
+    """TV weights survive only on differences between two mask voxels (both ends inside)."""
+    mask = np.zeros((4, 5, 6), dtype=bool)
+    mask[1:3, 1:4, 2:5] = True
+    m_g = np.full((3,) + mask.shape, 0.5, dtype=np.float32)
+    out = medi_weights.inside_differences(m_g, mask)
+    for axis in range(3):
+        shifted = np.roll(mask, -1, axis=axis)
+        last = [slice(None)] * 3
+        last[axis] = -1
+        shifted[tuple(last)] = False  # no neighbour past the last plane
+        assert np.array_equal(out[axis] == 0.5, mask & shifted)
+        assert np.all(out[axis][~(mask & shifted)] == 0)

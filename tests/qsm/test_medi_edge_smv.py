@@ -55,6 +55,27 @@ def test_edge_aware_smv_keeps_the_mask_and_removes_residual(head):
     assert abs(float(chi[gp].mean()) - truth) < abs(float(chi_pdf[gp].mean()) - truth)
 
 
+def test_outside_sources_take_up_the_background_next_to_the_edge(head):
+    """What the edge-aware SMV's 7-point mean leaves of the bone and air next to the brain,
+    MEDI models with sources outside the mask (``outside_scale``): the χ error over the kept
+    mask falls from 0.80 to 0.15 of its norm (measured; the outermost kept layer from 55 to 8
+    ppb rms), the mask and the zero outside it are unchanged."""
+    ph, local = head
+    radius = vsmv.radius_map(ph.brain_mask, ph.voxel_size)
+    chi_in, info_in = _invert(ph, local, smv_radius_mm=radius)
+    chi, info = _invert(ph, local, smv_radius_mm=radius, outside_scale=3.0)
+    kept = info['mask']
+    assert np.array_equal(kept, info_in['mask'])
+    assert np.all(chi[~kept] == 0)
+    assert info['parameters']['outside_scale'] == 3.0
+
+    def nrmse(x):
+        return np.linalg.norm((x - ph.chi)[kept]) / np.linalg.norm(ph.chi[kept])
+
+    assert nrmse(chi_in) > 0.6  # the bias the outside sources remove is there
+    assert nrmse(chi) < 0.25
+
+
 def test_radius_map_shape_must_match(head):
     ph, local = head
     with pytest.raises(ValueError, match='smv_radius_mm map'):
