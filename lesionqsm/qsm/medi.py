@@ -12,7 +12,9 @@ as the MEDI toolbox's ``MEDI_L1.m`` does (its operator and right-hand side, its 
 
 with ``V = 1/sqrt(|M_G ∇χ|² + ε)`` per gradient component (anisotropic TV, ε = 1e-6 in
 (rad/mm)², absolute as in the toolbox), ``w = W exp(i D χ)`` and ``L(x) = M_CSF (x - mean_CSF x)``.
-The result is converted to ppm and referenced to the mean over the CSF mask.
+The result is converted to ppm and referenced to the mean over the CSF mask.  With
+``outside_scale`` the unknown also covers the sources outside the mask (χ = P y, as in total
+field inversion), which take up the background field the earlier steps left.
 
 This is the fast implementation (float32, real FFTs with cached kernels, preallocated work
 arrays, the constant data operator W² hoisted out of the loop); :mod:`lesionqsm.qsm.medi_reference`
@@ -129,9 +131,8 @@ def _prepare(local_field_rad, mask, magnitude, voxel_size, *, noise_std, csf_mas
         chi_scale = np.where(mask, 1.0, outside_scale).astype(np.float32)
         m_g = inside_differences(m_g, mask)
     return dict(field=np.ascontiguousarray(field), mask=mask, noise=np.ascontiguousarray(noise),
-                chi_scale=chi_scale,
-                m=m, m_g=m_g, csf_mask=csf_mask, edge_threshold=edge_threshold,
-                smv_kernel_rfft=smv_kernel_rfft, edge_smv=edge_smv,
+                chi_scale=chi_scale, m=m, m_g=m_g, csf_mask=csf_mask,
+                edge_threshold=edge_threshold, smv_kernel_rfft=smv_kernel_rfft, edge_smv=edge_smv,
                 smv_radius_mm=smv_radius_mm, box=box,
                 full_shape=full_shape, full_mask=full_mask)
 
@@ -209,7 +210,8 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         forward, adjoint = vsmv.dipole_operators(problem['edge_smv'], kernel, workers=workers)
     scale = problem.get('chi_scale')
     if scale is not None:
-        # χ = P y: the solver's unknown is y, sources outside the mask are P_B times cheaper
+        # χ = P y: the solver's unknown is y; outside the mask P = P_B, so CG moves the
+        # sources there P_B² times faster than with χ itself as the unknown
         forward_chi, adjoint_chi = forward, adjoint
 
         def forward(y):
