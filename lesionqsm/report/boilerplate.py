@@ -72,6 +72,12 @@ REFERENCES = {r.key: r for r in (
               'Quantitative imaging of intrinsic magnetic tissue properties using MRI signal '
               'phase: an approach to in vivo brain iron metabolism?', 'NeuroImage', 2011, '54',
               '2789--2807', '10.1016/j.neuroimage.2010.10.070'),
+    Reference('liu2017tfi', 'article',
+              'Liu, Zhe and Kee, Youngwook and Zhou, Dong and Wang, Yi and Spincemaille, '
+              'Pascal',
+              'Preconditioned total field inversion (TFI) method for quantitative '
+              'susceptibility mapping', 'Magnetic Resonance in Medicine', 2017, '78',
+              '303--315', '10.1002/mrm.26331'),
     Reference('li2011vsharp', 'article',
               'Li, Wei and Wu, Bing and Liu, Chunlei',
               'Quantitative susceptibility mapping of human brain reflects spatial variation in '
@@ -192,6 +198,10 @@ def methods_facts(output_dir):
                            'medi_toolbox': ['liu2011pdf', 'schweser2011sharp'],
                            'vsharp': ['schweser2011sharp', 'li2011vsharp']}.get(
             str(value).lower(), []))
+    outside_scale = [v for v in _values(chi, 'outside_source_scale')
+                     if isinstance(v, int | float) and v > 0]
+    if outside_scale and any(str(v).lower() == 'pdf_edge_smv' for v in background):
+        references.update(['liu2017tfi'])
     r2star = _values(chi, 'r2star_method', 'R2starMethod')
     if any(str(v).lower() == 'arlo' for v in r2star):
         references.update(['pei2015arlo'])
@@ -237,6 +247,7 @@ def methods_facts(output_dir):
         'mask_erosion': _one(_values(chi, 'mask_erosion_mm'), 'mm'),
         'background': _one(background),
         'edge_smv_radius': _one(_values(chi, 'edge_smv_max_radius_mm')),
+        'outside_scale': _one(outside_scale),
         'r2star': _one(r2star),
         'csf_threshold': _one(_values(chi, 'csf_r2star_threshold', 'CSFR2starThreshold'),
                               '1/s'),
