@@ -89,6 +89,11 @@ class QSMOptions:
                               f"background {steps['background'].background!r} already ends in "
                               'an SMV inside MEDI; smv_radius_mm applies with pdf, lbv or '
                               'vsharp only')
+        if (mapping.get('outside_source_scale') and steps['background'].background
+                != 'pdf_edge_smv'):
+            raise OptionError(f'{section}.outside_source_scale',
+                              'the sources outside the mask are fitted after the pdf_edge_smv '
+                              f"background step only, not {steps['background'].background!r}")
         return cls(**steps)
 
     def as_flat_dict(self):

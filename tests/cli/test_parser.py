@@ -61,6 +61,10 @@ def test_config_unknown_parameter_is_named(tmp_path):
      "got 'sharp'"),
     ({'qsm': {'smv_radius_mm': 5}},
      "qsm.smv_radius_mm: background 'pdf_edge_smv' already ends in an SMV inside MEDI"),
+    ({'qsm': {'background': 'pdf', 'outside_source_scale': 3}},
+     'qsm.outside_source_scale: the sources outside the mask are fitted after the '
+     "pdf_edge_smv background step only, not 'pdf'"),
+    ({'qsm': {'outside_source_scale': -1}}, 'qsm.outside_source_scale: must be float >= 0'),
     ({'qsm': {'lambda_': 'big'}}, "qsm.lambda_: must be a number"),
     ({'qsm': {'lambda_': -1}}, 'qsm.lambda_: must be float > 0, got -1.0'),
     ({'qsm': {'max_gn_iter': 2.5}}, 'qsm.max_gn_iter: must be an integer'),
