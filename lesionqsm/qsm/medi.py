@@ -208,19 +208,14 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
     forward = adjoint = dconv
     if problem.get('edge_smv') is not None:
         forward, adjoint = vsmv.dipole_operators(problem['edge_smv'], kernel, workers=workers)
+    # With sources outside the mask the solver's unknown is y, χ = P y: outside the mask
+    # P = P_B, so CG moves the sources there P_B² times faster than with χ as the unknown.
+    # The operators below act on χ; the change of variables is made once, in the Gauss-Newton
+    # system (A_y = P A P, b_y = P b).
     scale = problem.get('chi_scale')
-    if scale is not None:
-        # χ = P y: the solver's unknown is y; outside the mask P = P_B, so CG moves the
-        # sources there P_B² times faster than with χ itself as the unknown
-        forward_chi, adjoint_chi = forward, adjoint
 
-        def forward(y):
-            return forward_chi(y * scale)
-
-        def adjoint(z):
-            out = adjoint_chi(z)
-            out *= scale
-            return out
+    def to_chi(y):
+        return y if scale is None else y * scale
 
     diff = np.zeros((3,) + shape, dtype=np.float32)  # last plane of each axis stays 0
     slices = []
@@ -237,9 +232,8 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
         return diff
 
     def tv_operator(x, weights, out):
-        """Σ_a Δ_aᵀ (weights_a Δ_a x) with raw differences Δ_a (the 1/h² is in weights);
-        P Σ_a Δ_aᵀ (weights_a Δ_a P x) when χ = P x."""
-        d = raw_diff(x if scale is None else x * scale)
+        """Σ_a Δ_aᵀ (weights_a Δ_a x) with raw differences Δ_a (the 1/h² is in weights)."""
+        d = raw_diff(x)
         np.multiply(d, weights, out=d)
         lo, hi = slices[0]
         np.negative(d[0], out=out)
@@ -248,8 +242,6 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             lo, hi = slices[axis]
             out[lo] -= d[axis][lo]
             out[hi] += d[axis][lo]
-        if scale is not None:
-            out *= scale
         return out
 
     csf_idx = np.flatnonzero(csf) if csf is not None else None
@@ -266,11 +258,12 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
     b0 = m * np.exp(1j * field).astype(np.complex64)
     w2 = lam2 * m * m
     out_buf = np.empty(shape, dtype=np.float32)
+    chi = to_chi(x)
     ratio = np.inf
     it = 0
     while ratio > gn_tol and it < max_gn_iter:
         it += 1
-        d = raw_diff(x if scale is None else x * scale)
+        d = raw_diff(chi)
         tv_w = np.empty_like(d)
         for axis in range(3):
             # V = 1 / sqrt(|M_G ∇x|² + ε) on the scaled gradient; weights M_G V / h²
@@ -288,36 +281,42 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
                                                   mask, shape, workers)
 
         def apply_a(p, tv_w=tv_w, w2=w2):
+            p_chi = to_chi(p)
             # the TV term runs beside the data term's FFTs
-            tv = threads.start(lambda: tv_operator(p, tv_w, out_buf), parallel=parallel)
-            fid = forward(p)
+            tv = threads.start(lambda: tv_operator(p_chi, tv_w, out_buf), parallel=parallel)
+            fid = forward(p_chi)
             fid *= w2
             data = adjoint(fid)
             out = tv.result()
             out += data
             if csf_idx is not None:
-                add_csf_term(p, out)
+                add_csf_term(p_chi, out)
+            if scale is not None:
+                out *= scale
             return out
 
-        w = m * np.exp(1j * forward(x)).astype(np.complex64)
+        w = m * np.exp(1j * forward(chi)).astype(np.complex64)
         # Re(conj(w) · (-i) · (w - b0)) = -Im(conj(w) · b0)
         data_grad = np.negative((np.conj(w) * b0).imag)
-        b = tv_operator(x, tv_w, np.empty(shape, dtype=np.float32))
-        b += lam2 * adjoint(data_grad)
+        b = tv_operator(chi, tv_w, np.empty(shape, dtype=np.float32))
+        data = adjoint(data_grad)
+        if scale is not None:  # TV and CSF terms are 0 outside the mask, where P ≠ 1
+            data *= scale
+        b += lam2 * data
         if csf_idx is not None:
-            add_csf_term(x, b)
+            add_csf_term(chi, b)
         np.negative(b, out=b)
         dx, n_cg, rel = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter,
                                            precondition=precondition)
         x_norm = float(np.linalg.norm(x))
         ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
         x += dx
-        residual = m * np.exp(1j * forward(x)).astype(np.complex64) - b0
+        chi = to_chi(x)
+        residual = m * np.exp(1j * forward(chi)).astype(np.complex64) - b0
         history['update_ratio'].append(ratio)
         history['cg_iterations'].append(n_cg)
         history['cg_relative_residual'].append(rel)
         history['cost_data'].append(float(np.linalg.norm(residual)))
-        chi = x if scale is None else x * scale
         history['cost_tv'].append(float(np.abs(m_g * gradient(chi, voxel_size)).sum()))
         if merit:
             noise = merit_noise_update(noise, residual, mask)
@@ -325,7 +324,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             b0 = m * np.exp(1j * field).astype(np.complex64)
             w2 = lam2 * m * m
     history['iterations'] = it
-    return (x if scale is None else x * scale), history
+    return chi, history
 
 
 def _kspace_preconditioner(kernel, edge_smv, tv_w, w2, mask, shape, workers):
