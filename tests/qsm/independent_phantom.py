@@ -119,6 +119,7 @@ class IndependentPhantom:
     affine: np.ndarray  # voxel to world, mm
     chi: np.ndarray  # simulator's truth at the acquisition resolution, ppm (CSF = 0)
     labels: np.ndarray  # segmentation at the acquisition resolution (nearest neighbour)
+    field_ppm: np.ndarray  # noise-free field the echoes carry (shimmed, before the phase offset)
     voxel_size: tuple
     lesions: list = field(default_factory=list)
     description: str = ''
@@ -314,7 +315,7 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
                                     peak_snr=peak_snr, random_seed=seed, subject='1')
     bids = os.path.join(workdir, 'bids')
     _quiet(qsm_forward.generate_bids, tissue_params=tissue, recon_params=recon,
-           bids_dir=bids)
+           bids_dir=bids, save_shimmed_field=True)
     anat = os.path.join(bids, 'sub-1', 'anat')
     echoes = []
     for i in range(1, n_echoes + 1):
@@ -328,13 +329,15 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
         dtype=np.float32)
     labels = np.rint(nib.load(glob.glob(os.path.join(deriv, '*_dseg.nii'))[0]).get_fdata(
         dtype=np.float32)).astype(np.int16)
+    field_ppm = nib.load(glob.glob(os.path.join(deriv, '*_desc-shimmed_fieldmap.nii'))[0]
+                         ).get_fdata(dtype=np.float32)
     description = (f'{"x".join(f"{v:g}" for v in voxel_size)} mm, {field_strength:g} T, '
                    f'{"air/skull" if air_skull else "no air/skull"}, SNR {peak_snr:g}, '
                    f'{n_echoes} echoes, scale {scale:g}, matrix {chi.shape}')
     return IndependentPhantom(signal=np.stack(echoes, axis=-1).astype(np.complex64),
                               echo_times=echo_times, field_strength=float(field_strength),
                               affine=out_affine, chi=chi, labels=labels,
-                              voxel_size=voxel_size, lesions=lesions,
+                              field_ppm=field_ppm, voxel_size=voxel_size, lesions=lesions,
                               description=description)
 
 
