@@ -25,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
 import independent_phantom as ip  # noqa: E402
 
 from lesionqsm.qsm import background_methods, medi, vsmv  # noqa: E402
-from lesionqsm.qsm.constants import ppm_to_radians  # noqa: E402
-from lesionqsm.qsm.dipole import forward_field  # noqa: E402
 from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
 
 LAYERS = (2, 3, 4, 5, 6)
@@ -59,9 +57,7 @@ def main(argv=None):
     mask = r.brain_mask
     tissue = ip.scored_tissue(mask, labels)
     layer = ndi.distance_transform_cdt(mask, metric='taxicab')
-    true_local = ppm_to_radians(np.where(mask, forward_field(np.where(mask, truth, 0), voxel), 0),
-                                field_strength=ph.field_strength,
-                                delta_te=r.delta_te).astype(np.float32)
+    true_local = ip.true_field_rad(ph, mask, r.delta_te)
     radius = vsmv.radius_map(mask, voxel,
                              max_radius_mm=background_methods.EDGE_SMV_MAX_RADIUS_MM,
                              n_spheres=background_methods.EDGE_SMV_SPHERES)
@@ -84,9 +80,7 @@ def main(argv=None):
 
     smv = vsmv.EdgeAwareSMV.from_radius_map(radius, voxel)
     left = np.where(mask, r.local_field_rad - true_local, 0).astype(np.float32)
-    true_background = ppm_to_radians(
-        np.where(mask, forward_field(np.where(mask, 0, truth), voxel), 0),
-        field_strength=ph.field_strength, delta_te=r.delta_te).astype(np.float32)
+    true_background = ip.true_field_rad(ph, mask, r.delta_te, sources='outside')
     high_left, high_true = smv.apply(left), smv.apply(true_local)
     high_background = smv.apply(true_background)
     print('\nwhat PDF leaves, rms (rad per echo spacing); H of the true background (the field '

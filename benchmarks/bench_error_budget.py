@@ -43,18 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
 import independent_phantom as ip  # noqa: E402
 
 from lesionqsm.qsm.constants import ppm_to_radians  # noqa: E402
-from lesionqsm.qsm.dipole import forward_field  # noqa: E402
 from lesionqsm.qsm.geometry import b0_direction, voxel_sizes  # noqa: E402
 from lesionqsm.qsm.inversion import InversionOptions, invert_dipole  # noqa: E402
 from lesionqsm.qsm.local_field import BackgroundOptions, remove_background  # noqa: E402
 from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
-
-
-def field_of(chi_ppm, voxel_size, b0_dir, *, field_strength, delta_te):
-    """Field of a χ map (ppm), radians per echo spacing, float32."""
-    field = forward_field(chi_ppm, voxel_size, b0_dir=b0_dir)
-    return ppm_to_radians(field, field_strength=field_strength,
-                          delta_te=delta_te).astype(np.float32)
 
 
 def error_budget(ph, noise_seeds=(0, 1, 2)):
@@ -66,42 +58,35 @@ def error_budget(ph, noise_seeds=(0, 1, 2)):
     mask = r.brain_mask
     rows = [('default chain', ip.score(r.chi_ppm, r.local_mask, mask, ph, r.reliable_mask),
              r.timings['background_s'] + r.timings['inversion_s'])]
-    convert = dict(field_strength=ph.field_strength, delta_te=r.delta_te)
     # the field the echoes carry (qsm-forward's, shimmed), and the field of the true χ inside
     # the chain's mask
-    true_total = ppm_to_radians(ph.field_ppm, **convert).astype(np.float32)
-    true_local = np.where(mask, field_of(np.where(mask, ph.chi, 0), voxel, b0_dir, **convert),
-                          0).astype(np.float32)
+    true_total = ppm_to_radians(ph.field_ppm, field_strength=ph.field_strength,
+                                delta_te=r.delta_te).astype(np.float32)
+    true_local = ip.true_field_rad(ph, mask, r.delta_te)
 
     # the background step on the true total field also gives the inversion's SMV and mask,
     # which depend on the brain mask only
     local = remove_background(true_total, mask, voxel, b0_dir=b0_dir, noise_std=r.noise_std,
                               options=BackgroundOptions())
 
-    def invert(field, field_mask, background_smv=local.inversion_smv):
+    def inverted(name, field, field_mask, background_smv=local.inversion_smv):
+        """One row: the inversion of ``field``, scored, and its seconds."""
+        start = time.perf_counter()
         chi = invert_dipole(field, field_mask, r.magnitude, voxel, b0_dir=b0_dir,
                             noise_std=r.noise_std, csf_mask=r.csf_mask,
                             reference=r.reference, field_strength=ph.field_strength,
                             delta_te=r.delta_te, background_smv=background_smv,
                             options=InversionOptions())
-        return ip.score(chi.chi_ppm, chi.mask, mask, ph, r.reliable_mask)
+        return (name, ip.score(chi.chi_ppm, chi.mask, mask, ph, r.reliable_mask),
+                time.perf_counter() - start)
 
-    t = time.perf_counter()
-    plain = invert(true_local, mask, background_smv=None)
-    plain_row = ('true local, plain MEDI+0', plain, time.perf_counter() - t)
-
-    inputs = [('true local field', true_local)]
+    rows.append(inverted('true local field', true_local, local.mask))
+    rows.append(inverted('true local, plain MEDI+0', true_local, mask, background_smv=None))
     for seed in noise_seeds:
         noise = np.random.default_rng(seed).standard_normal(mask.shape) * r.noise_std
-        inputs.append((f'true local + noise ({seed})',
-                       np.where(mask, true_local + noise, 0).astype(np.float32)))
-    for name, field in inputs:
-        t = time.perf_counter()
-        rows.append((name, invert(field, local.mask), time.perf_counter() - t))
-        if name == 'true local field':
-            rows.append(plain_row)
-    t = time.perf_counter()
-    rows.append(('true total field', invert(local.field, local.mask), time.perf_counter() - t))
+        noisy = np.where(mask, true_local + noise, 0).astype(np.float32)
+        rows.append(inverted(f'true local + noise ({seed})', noisy, local.mask))
+    rows.append(inverted('true total field', local.field, local.mask))
 
     deep = mask & (ndi.distance_transform_edt(mask) > 5)
     left = (r.unwrapped_field_rad - true_total)[deep]

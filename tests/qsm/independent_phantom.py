@@ -377,6 +377,38 @@ def run_chain(ph, method=None, options=None):
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
+def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
+    """The field, inside ``mask``, of the phantom's true χ inside (or outside) ``mask``.
+
+    Parameters
+    ----------
+    phantom : IndependentPhantom
+    mask : bool ndarray
+        Usually the chain's brain mask.
+    delta_te : float
+        Echo spacing of the chain's field, s.
+    sources : {'inside', 'outside'}
+        ``'inside'``: the true local field of ``mask``; ``'outside'``: its true background
+        field.
+
+    Returns
+    -------
+    float32 ndarray
+        Radians per echo spacing, computed by the project's forward model
+        (:func:`lesionqsm.qsm.dipole.forward_field`), 0 outside ``mask``.
+    """
+    from lesionqsm.qsm.constants import ppm_to_radians
+    from lesionqsm.qsm.dipole import forward_field
+    from lesionqsm.qsm.geometry import b0_direction
+
+    if sources not in ('inside', 'outside'):
+        raise ValueError(f"sources must be 'inside' or 'outside', got {sources!r}")
+    chi = np.where(mask == (sources == 'inside'), phantom.chi, 0)
+    field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction(phantom.affine))
+    field = ppm_to_radians(field, field_strength=phantom.field_strength, delta_te=delta_te)
+    return np.where(mask, field, 0).astype(np.float32)
+
+
 def scored_tissue(brain_mask, labels):
     """The voxels the NRMSE is taken over: the chain's brain mask ∩ true brain tissue (not
     outside the head, not dura, bone, scalp or air; lesions included)."""
