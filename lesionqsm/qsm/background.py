@@ -61,7 +61,8 @@ def data_weights(noise_std, mask):
 
 
 def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, tol=1e-3,
-        max_iter=200, pad_voxels=(8, 8, 8), crop=False, return_info=False):
+        max_iter=200, stall_patience=None, pad_voxels=(8, 8, 8), crop=False,
+        return_info=False):
     """Projection onto dipole fields: remove the field of every source outside the mask.
 
     Finds the susceptibility ``χ_out`` outside the mask whose field best matches the total
@@ -90,6 +91,12 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         the local field (PDF's ambiguity grows with the iterations).
     max_iter : int, optional
         At most this many CG iterations.
+    stall_patience : int, optional
+        Also stop when the CG residual has stayed above its smallest value for this many
+        iterations (:func:`lesionqsm.qsm.cg.conjugate_gradient`).  Without sources outside the
+        brain the residual cannot fall much below a few percent (what is left is the brain's
+        own field and the far, harmonic field the padded box cannot hold); it stalls, and
+        every further step fits part of the local field with outside sources.
     pad_voxels : tuple of 3 int, optional
         Zero-padding on each side of each axis (rounded up to a fast FFT length), so that
         background sources just outside the field of view can be represented and the circular
@@ -101,7 +108,8 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         fill the field of view.  Meant to be followed by a harmonic-field removal
         (:mod:`lesionqsm.qsm.vsmv`).
     return_info : bool, optional
-        Also return a dict with ``iterations`` and ``relative_residual``.
+        Also return a dict with ``iterations``, ``relative_residual`` and ``stopped_by``
+        (``'tolerance'``, ``'stall'`` or ``'max_iter'``).
 
     Returns
     -------
@@ -159,13 +167,16 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         return np.where(outside, conv(w2 * conv(np.where(outside, x, 0.0))), 0.0)
 
     b = np.where(outside, conv(w2 * f_pad), 0.0).astype(np.float32)
-    chi_out, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter)
+    chi_out, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter,
+                                                  stall_patience=stall_patience)
     background = conv(np.where(outside, chi_out, 0.0))[inner]
     local = np.zeros(full_shape, dtype=np.float32)
     local[box] = np.where(mask, field - background, 0.0)
     if return_info:
+        stopped_by = ('tolerance' if rel <= tol
+                      else 'max_iter' if iterations == max_iter else 'stall')
         return local, {'iterations': iterations, 'relative_residual': rel,
-                       'fft_shape': padded}
+                       'stopped_by': stopped_by, 'fft_shape': padded}
     return local
 
 

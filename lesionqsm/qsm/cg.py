@@ -9,11 +9,16 @@ def _dot(a, b, tmp):
     return float(tmp.sum(dtype=np.float64))
 
 
-def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None):
+def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None, stall_patience=None):
     """(Preconditioned) conjugate gradients from x0 = 0; stops at ||r|| <= tol ||b||.
 
     The stopping rule is MEDI's ``cgsolve`` (``r'r <= tol² · b'b``).  Dot products are summed
     in float64 without BLAS (see :func:`_dot`); the vectors stay float32.
+
+    With ``stall_patience`` = n it also stops when the residual has stayed above its smallest
+    value so far for n iterations in a row: the residual of CG on an ill-posed system stalls
+    and rises once the steps start fitting the directions the operator barely represents,
+    which is where an early-stopped solve (PDF before a high-pass) should end.
 
     Returns x, the number of iterations and the final relative residual.
     """
@@ -26,7 +31,8 @@ def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None):
     z = precondition(r) if precondition is not None else r
     p = z.copy()
     rz = _dot(r, z, tmp)
-    rel = 1.0
+    rel = smallest = 1.0
+    above = 0
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
         ap = apply_a(p)
@@ -37,6 +43,10 @@ def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None):
         r -= tmp
         rel = np.sqrt(_dot(r, r, tmp)) / b_norm
         if rel <= tol:
+            break
+        above = above + 1 if rel >= smallest else 0
+        smallest = min(smallest, rel)
+        if stall_patience is not None and above >= stall_patience:
             break
         z = precondition(r) if precondition is not None else r
         rz_new = _dot(r, z, tmp)

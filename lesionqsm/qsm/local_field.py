@@ -19,6 +19,7 @@ from .background_methods import (
     EDGE_SMV_SPHERES,
     METHODS,
     OUTSIDE_SOURCE_SCALE,
+    PDF_STALL_PATIENCE,
 )
 
 
@@ -35,6 +36,9 @@ class BackgroundOptions:
         '1e-3 otherwise)', low=0.0, high=1.0, low_open=True, high_open=True)
     background_max_iter: int = option(200, doc='CG iterations, at most (PDF; LBV uses 500 '
                                                'unless set higher)', low=1)
+    pdf_stall_patience: int | None = option(
+        PDF_STALL_PATIENCE, doc='pdf_edge_smv: PDF also stops when its residual has not '
+        'reached a new low for this many CG steps (null: run to background_tol)', low=1)
     edge_smv_max_radius_mm: float = option(
         EDGE_SMV_MAX_RADIUS_MM, doc='largest SMV sphere of pdf_edge_smv and vsharp, mm',
         low=0.0, low_open=True)
@@ -98,7 +102,8 @@ def remove_background(total_field, brain_mask, voxel_size, *, b0_dir, noise_std=
         total_field, brain_mask, voxel_size, b0_dir=b0_dir, noise_std=noise_std,
         method=options.background, max_radius_mm=options.edge_smv_max_radius_mm,
         n_spheres=options.edge_smv_spheres, tol=options.background_tol,
-        max_iter=options.background_max_iter, outside_scale=options.outside_source_scale)
+        max_iter=options.background_max_iter, stall_patience=options.pdf_stall_patience,
+        outside_scale=options.outside_source_scale)
     smv = result.medi_options.get('smv_radius_mm')
     decisions = {
         'background': options.background,

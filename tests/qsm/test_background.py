@@ -53,6 +53,55 @@ def test_pdf_recovers_local_field(compact_sources):
     assert info['relative_residual'] <= 1e-3
 
 
+def test_pdf_stall_stops_when_there_is_no_background(compact_sources):
+    """A field with no source outside the brain (the local field alone): nothing is left for
+    PDF to remove, its residual stalls at a few per cent and every further step fits part of
+    the brain's own field with outside sources.  Measured: to tolerance 0.01, 67 CG steps and
+    an error of 0.147 against the local field; stopped by the stall rule, 6 steps and 0.139.
+    The rule must stop it early (bound 20 steps) and the result must be no worse."""
+    ph = compact_sources
+    m = ph.brain_mask
+    kwargs = dict(noise_std=ph.noise_std, tol=0.01, crop=True, return_info=True)
+    full, full_info = background.pdf(ph.local_field, m, ph.voxel_size, **kwargs)
+    early, info = background.pdf(ph.local_field, m, ph.voxel_size, stall_patience=2, **kwargs)
+    assert full_info['stopped_by'] == 'tolerance'
+    assert info['stopped_by'] == 'stall'
+    assert info['iterations'] < 20 < full_info['iterations']
+    deep = ndi.binary_erosion(m, iterations=3)
+    assert (_relative_error(early, ph.local_field, deep)
+            < _relative_error(full, ph.local_field, deep))
+
+
+def test_pdf_stall_leaves_a_converging_solve_alone(compact_sources):
+    """With a background 8x the local field the residual falls to the tolerance without a
+    stall (3 steps here): the result is bitwise the one without the rule."""
+    ph = compact_sources
+    m = ph.brain_mask
+    kwargs = dict(noise_std=ph.noise_std, tol=0.01, crop=True, return_info=True)
+    plain, plain_info = background.pdf(ph.total_field, m, ph.voxel_size, **kwargs)
+    ruled, info = background.pdf(ph.total_field, m, ph.voxel_size, stall_patience=2, **kwargs)
+    assert info['stopped_by'] == plain_info['stopped_by'] == 'tolerance'
+    np.testing.assert_array_equal(ruled, plain)
+
+
+def test_stall_rule_is_the_default_of_pdf_edge_smv_only(compact_sources):
+    """The default method stops a stalled PDF and records why in its info (the sidecar's
+    ``background_info``); ``stall_patience=None`` (``pdf_stall_patience: null``) restores
+    the run to tolerance, and the toolbox's option set never uses the rule."""
+    ph = compact_sources
+    m = ph.brain_mask
+    common = dict(noise_std=ph.noise_std)
+    default = background_methods.remove_background(ph.local_field, m, ph.voxel_size, **common)
+    assert default.info['pdf_stopped_by'] == 'stall'
+    off = background_methods.remove_background(ph.local_field, m, ph.voxel_size,
+                                               stall_patience=None, **common)
+    assert off.info['pdf_stopped_by'] == 'tolerance'
+    toolbox = background_methods.remove_background(ph.local_field, m, ph.voxel_size,
+                                                   method='medi_toolbox', **common)
+    assert toolbox.info['pdf_stopped_by'] == 'tolerance'
+    assert toolbox.info['pdf_iterations'] == off.info['pdf_iterations']
+
+
 def test_lbv_recovers_local_field(compact_sources):
     """LBV keeps the field of the sources inside the brain.
 
