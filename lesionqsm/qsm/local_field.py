@@ -37,8 +37,9 @@ class BackgroundOptions:
     background_max_iter: int = option(200, doc='CG iterations, at most (PDF; LBV uses 500 '
                                                'unless set higher)', low=1)
     pdf_stall_patience: int | None = option(
-        PDF_STALL_PATIENCE, doc='pdf_edge_smv: PDF also stops when its residual has not '
-        'reached a new low for this many CG steps (null: run to background_tol)', low=1)
+        PDF_STALL_PATIENCE, doc='pdf_edge_smv with outside sources: PDF also stops when its '
+        'residual has not reached a new low for this many CG steps (null: run to '
+        'background_tol)', low=1)
     edge_smv_max_radius_mm: float = option(
         EDGE_SMV_MAX_RADIUS_MM, doc='largest SMV sphere of pdf_edge_smv and vsharp, mm',
         low=0.0, low_open=True)

@@ -87,7 +87,8 @@ def test_pdf_stall_leaves_a_converging_solve_alone(compact_sources):
 def test_stall_rule_is_the_default_of_pdf_edge_smv_only(compact_sources):
     """The default method stops a stalled PDF and records why in its info (the sidecar's
     ``background_info``); ``stall_patience=None`` (``pdf_stall_patience: null``) restores
-    the run to tolerance, and the toolbox's option set never uses the rule."""
+    the run to tolerance, and neither the default method without outside sources (nothing
+    would take up what the stopped PDF leaves) nor the toolbox's option set uses the rule."""
     ph = compact_sources
     m = ph.brain_mask
     common = dict(noise_std=ph.noise_std)
@@ -100,6 +101,9 @@ def test_stall_rule_is_the_default_of_pdf_edge_smv_only(compact_sources):
                                                    method='medi_toolbox', **common)
     assert toolbox.info['pdf_stopped_by'] == 'tolerance'
     assert toolbox.info['pdf_iterations'] == off.info['pdf_iterations']
+    no_outside = background_methods.remove_background(ph.local_field, m, ph.voxel_size,
+                                                      outside_scale=0, **common)
+    assert no_outside.info['pdf_stopped_by'] == 'tolerance'
 
 
 def test_lbv_recovers_local_field(compact_sources):
