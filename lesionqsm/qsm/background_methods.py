@@ -55,7 +55,7 @@ PDF_TOL_BEFORE_SMV = 0.01
 #: CG steps (:func:`lesionqsm.qsm.background.pdf`'s ``stall_patience``).  With air and bone
 #: around the brain the residual falls to the tolerance in 12-15 steps without a stall, so
 #: nothing changes there; with no background sources (the 7 T and 0.6 mm phantoms) it stalls
-#: at 8-12 % after 4-10 steps, and iterating on to the 200-step cap fits the brain's own edge
+#: at 8-11 % after 4-10 steps, and iterating on to the 200-step cap fits the brain's own edge
 #: field with outside sources: maximum lesion error 1.08 → 0.92 ppb at 7 T, NRMSE 0.188 →
 #: 0.133 at 0.6 mm (patience 1 and 4: 0.93 and 1.02 ppb at 7 T; benchmarks/
 #: bench_background_methods.py with ``{"pdf_stall_patience": null}`` for the old behaviour).
@@ -68,10 +68,11 @@ PDF_STALL_PATIENCE = 2
 #: SMV (:func:`lesionqsm.qsm.medi.medi_plus_zero`'s ``outside_scale``).  The high-pass's
 #: 7-point mean next to the edge leaves of the background field (bone and air one or two
 #: voxels away) four times the local field's own signal; sources outside the mask model it
-#: exactly.  Measured on the independent phantoms (benchmarks/bench_background_methods.py):
-#: whole-brain NRMSE 0.238 / 0.197 / 0.263 without, 0.125 / 0.110 / 0.208 at 1, 0.099 / 0.088
-#: / 0.188 at 3, 0.111 / 0.087 / 0.182 at 10; at 30 the lesion maximum grows (1.65 ppb at
-#: 1.5 mm) and at 100 the slope drops (0.970).
+#: exactly.  Measured on the independent phantoms (benchmarks/bench_background_methods.py,
+#: PDF run to its tolerance, before :data:`PDF_STALL_PATIENCE`): whole-brain NRMSE 0.238 /
+#: 0.197 / 0.263 without, 0.125 / 0.110 / 0.208 at 1, 0.099 / 0.088 / 0.188 at 3, 0.111 /
+#: 0.087 / 0.182 at 10; at 30 the lesion maximum grows (1.65 ppb at 1.5 mm) and at 100 the
+#: slope drops (0.970).
 OUTSIDE_SOURCE_SCALE = 3.0
 
 
