@@ -403,7 +403,8 @@ def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
 
     if sources not in ('inside', 'outside'):
         raise ValueError(f"sources must be 'inside' or 'outside', got {sources!r}")
-    chi = np.where(mask == (sources == 'inside'), phantom.chi, 0)
+    source_region = mask if sources == 'inside' else ~mask
+    chi = np.where(source_region, phantom.chi, 0)
     field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction(phantom.affine))
     field = ppm_to_radians(field, field_strength=phantom.field_strength, delta_te=delta_te)
     return np.where(mask, field, 0).astype(np.float32)
