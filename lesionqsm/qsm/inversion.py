@@ -19,18 +19,6 @@ ALGORITHM_NAMES = {'medi+0': 'MEDI+0', 'medi': 'MEDI', 'tkd': 'TKD'}
 #: CG relative tolerance of each Gauss-Newton step of MEDI (see ``InversionOptions.cg_tol``).
 CG_TOL = 0.03
 
-#: With sources outside the mask, each Gauss-Newton step's CG also stops when its residual
-#: has not reached a new low for this many steps (``InversionOptions.cg_stall_patience``).
-#: There the residual levels off at 3-60 % after 20-60 steps, and every step but the first
-#: ran to the 100-step cap.  Measured on the five independent phantoms of
-#: benchmarks/bench_background_methods.py (1.5 mm skull SNR 100 / 1 mm 7 T / 0.6 mm / 1.5 mm
-#: skull SNR 50), CG steps 549 / 222 / 795 / 650 → 248 / 116 / 303 / 270; median lesion
-#: error 0.22 / 0.10 / 0.28 / 0.31 → 0.17 / 0.11 / 0.28 / 0.30 ppb, maximum 0.48 / 0.92 /
-#: 0.62 / 0.44 → 0.59 / 0.98 / 0.65 / 0.45, NRMSE 0.099 / 0.059 / 0.133 / 0.086 → 0.116 /
-#: 0.058 / 0.126 / 0.098.  Patience 15 misses the 0.3 ppb median at 0.6 mm (0.34) and at
-#: 1.5 mm SNR 50 (0.42); 30 takes 20-60 % longer and gives 0.30 at 0.6 mm.
-CG_STALL_PATIENCE = 20
-
 
 @dataclass(frozen=True)
 class InversionOptions:
@@ -52,10 +40,6 @@ class InversionOptions:
     cg_tol: float = option(CG_TOL, doc='CG relative tolerance (the MEDI toolbox asks for '
                                        '0.01)', low=0.0, high=1.0, low_open=True,
                            high_open=True)
-    cg_stall_patience: int | None = option(
-        CG_STALL_PATIENCE, doc='with sources outside the mask (background pdf_edge_smv): CG '
-        'also stops when its residual has not reached a new low for this many steps (null: '
-        'run to cg_tol or cg_max_iter)', low=1)
     edge_fraction: float = option(0.9, doc='fraction of mask voxels counted as edges',
                                   low=0.0, high=1.0, low_open=True)
     smv_radius_mm: float = option(0.0, doc='SMV radius inside MEDI, mm (0: off), only with '
@@ -191,7 +175,6 @@ def invert_dipole(local_field, local_mask, magnitude, voxel_size, *, b0_dir, noi
             edge_fraction=options.edge_fraction, smv_radius_mm=smv_radius, merit=merit)
         if background_smv and background_smv.get('outside_scale'):
             solver_options['outside_scale'] = float(background_smv['outside_scale'])
-            solver_options['cg_stall_patience'] = options.cg_stall_patience
         # λ_CSF and the CSF mean as zero only with a real CSF region; else plain MEDI
         csf = reference_mask if reference == 'ventricular_csf' else None
         if options.inversion == 'medi+0' and csf is not None:

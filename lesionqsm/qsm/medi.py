@@ -175,7 +175,7 @@ def _finish(x_rad, problem, *, field_strength, delta_te):
 
 
 def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_tol,
-           cg_max_iter, cg_tol, merit, cg_stall_patience=None):
+           cg_max_iter, cg_tol, merit):
     """The Gauss-Newton / CG iteration (fast version); returns χ in rad and a history dict.
 
     Same arithmetic as :func:`lesionqsm.qsm.medi_reference.solve`, reorganised: the TV
@@ -307,8 +307,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             add_csf_term(chi, b)
         np.negative(b, out=b)
         dx, n_cg, rel = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter,
-                                           precondition=precondition,
-                                           stall_patience=cg_stall_patience)
+                                           precondition=precondition)
         x_norm = float(np.linalg.norm(x))
         ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
         x += dx
@@ -362,7 +361,7 @@ def _kspace_preconditioner(kernel, edge_smv, tv_w, w2, mask, shape, workers):
 
 def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf_mask,
          field_strength, delta_te, lambda_, lambda_csf, max_gn_iter, gn_tol, cg_max_iter, cg_tol,
-         edge_fraction, smv_radius_mm, merit, solver, outside_scale=None, cg_stall_patience=None):
+         edge_fraction, smv_radius_mm, merit, solver, outside_scale=None):
     if field_strength <= 0 or delta_te <= 0:
         raise ValueError(f'field_strength ({field_strength} T) and delta_te ({delta_te} s) '
                          'must be positive')
@@ -371,10 +370,6 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
                          f'{lambda_} and {lambda_csf}')
     if max_gn_iter < 1 or cg_max_iter < 1:
         raise ValueError('max_gn_iter and cg_max_iter must be at least 1')
-    if cg_stall_patience is not None and cg_stall_patience < 1:
-        raise ValueError(f'cg_stall_patience must be at least 1, got {cg_stall_patience}')
-    # only the fast solver has the stall rule; the reference keeps MEDI_L1.m's signature
-    stall = {} if cg_stall_patience is None else {'cg_stall_patience': cg_stall_patience}
     t0 = time.perf_counter()
     problem = _prepare(local_field_rad, mask, magnitude, voxel_size, noise_std=noise_std,
                        csf_mask=csf_mask, edge_fraction=edge_fraction,
@@ -382,7 +377,7 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
     t1 = time.perf_counter()
     x, history = solver(problem, voxel_size, b0_dir=b0_dir, lambda_=lambda_,
                         lambda_csf=lambda_csf, max_gn_iter=max_gn_iter, gn_tol=gn_tol,
-                        cg_max_iter=cg_max_iter, cg_tol=cg_tol, merit=merit, **stall)
+                        cg_max_iter=cg_max_iter, cg_tol=cg_tol, merit=merit)
     t2 = time.perf_counter()
     chi, reference = _finish(x, problem, field_strength=field_strength, delta_te=delta_te)
     info = dict(history)
@@ -397,8 +392,7 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
         'parameters': {
             'lambda': lambda_, 'lambda_csf': lambda_csf if csf_mask is not None else 0.0,
             'max_gn_iter': max_gn_iter, 'gn_tol': gn_tol, 'cg_max_iter': cg_max_iter,
-            'cg_tol': cg_tol, 'cg_stall_patience': cg_stall_patience,
-            'edge_fraction': edge_fraction, 'smv_radius_mm': smv_radius_mm,
+            'cg_tol': cg_tol, 'edge_fraction': edge_fraction, 'smv_radius_mm': smv_radius_mm,
             'merit': merit, 'outside_scale': outside_scale, 'tv_epsilon': TV_EPSILON,
             'field_strength_T': field_strength, 'delta_te_s': delta_te, 'version': VERSION,
         },
@@ -409,8 +403,7 @@ def _run(local_field_rad, mask, magnitude, voxel_size, *, b0_dir, noise_std, csf
 def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
                    noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
                    lambda_csf=100.0, max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01,
-                   edge_fraction=0.9, smv_radius_mm=None, merit=False, outside_scale=None,
-                   cg_stall_patience=None):
+                   edge_fraction=0.9, smv_radius_mm=None, merit=False, outside_scale=None):
     """MEDI+0: MEDI with a uniform-CSF penalty and the CSF mean as the zero reference.
 
     Parameters
@@ -450,12 +443,6 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
         CG iterations per Gauss-Newton step, at most (default 100).
     cg_tol : float, optional
         CG relative residual tolerance (default 0.01).
-    cg_stall_patience : int, optional
-        If set (n), each Gauss-Newton step's CG also stops when its relative residual has
-        not reached a new low for n steps (:func:`lesionqsm.qsm.cg.conjugate_gradient`).
-        With ``outside_scale`` the residual usually levels off well above ``cg_tol``: the
-        data barely see the distant sources, and the later steps' TV weights span three
-        orders of magnitude, which the k-space preconditioner averages away.
     edge_fraction : float, optional
         Edge gradient components as a fraction of mask voxels (default 0.9, see
         :func:`lesionqsm.qsm.medi_weights.gradient_mask`).
@@ -519,14 +506,13 @@ def medi_plus_zero(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0,
                 delta_te=delta_te, lambda_=lambda_, lambda_csf=lambda_csf,
                 max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
                 edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
-                solver=_solve, outside_scale=outside_scale,
-                cg_stall_patience=cg_stall_patience)
+                solver=_solve, outside_scale=outside_scale)
 
 
 def medi(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0),
          noise_std=None, csf_mask=None, field_strength, delta_te, lambda_=1000.0,
          max_gn_iter=10, gn_tol=0.1, cg_max_iter=100, cg_tol=0.01, edge_fraction=0.9,
-         smv_radius_mm=None, merit=False, outside_scale=None, cg_stall_patience=None):
+         smv_radius_mm=None, merit=False, outside_scale=None):
     """Plain MEDI (no CSF term); χ in ppm referenced to the CSF mean if ``csf_mask`` is given.
 
     Parameters and returns as :func:`medi_plus_zero` without ``lambda_csf``: the CSF mask,
@@ -539,5 +525,4 @@ def medi(local_field_rad, mask, magnitude, voxel_size, *, b0_dir=(0.0, 0.0, 1.0)
                 delta_te=delta_te, lambda_=lambda_, lambda_csf=0.0,
                 max_gn_iter=max_gn_iter, gn_tol=gn_tol, cg_max_iter=cg_max_iter, cg_tol=cg_tol,
                 edge_fraction=edge_fraction, smv_radius_mm=smv_radius_mm, merit=merit,
-                solver=_solve, outside_scale=outside_scale,
-                cg_stall_patience=cg_stall_patience)
+                solver=_solve, outside_scale=outside_scale)
