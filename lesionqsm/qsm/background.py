@@ -167,14 +167,12 @@ def pdf(field_rad, mask, voxel_size, *, b0_dir=(0.0, 0.0, 1.0), noise_std=None, 
         return np.where(outside, conv(w2 * conv(np.where(outside, x, 0.0))), 0.0)
 
     b = np.where(outside, conv(w2 * f_pad), 0.0).astype(np.float32)
-    chi_out, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter,
-                                                  stall_patience=stall_patience)
+    chi_out, iterations, rel, stopped_by = conjugate_gradient(
+        apply_a, b, tol=tol, max_iter=max_iter, stall_patience=stall_patience)
     background = conv(np.where(outside, chi_out, 0.0))[inner]
     local = np.zeros(full_shape, dtype=np.float32)
     local[box] = np.where(mask, field - background, 0.0)
     if return_info:
-        stopped_by = ('tolerance' if rel <= tol
-                      else 'max_iter' if iterations == max_iter else 'stall')
         return local, {'iterations': iterations, 'relative_residual': rel,
                        'stopped_by': stopped_by, 'fft_shape': padded}
     return local
@@ -286,8 +284,8 @@ def lbv(field_rad, mask, voxel_size, *, tol=1e-3, max_iter=500, peel=0, return_m
         z = scipy.fft.idstn(z, type=1, workers=-1)
         return np.where(m_in, z, 0.0).astype(np.float32)
 
-    v, iterations, rel = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter,
-                                            precondition=precondition)
+    v, iterations, rel, _ = conjugate_gradient(apply_a, b, tol=tol, max_iter=max_iter,
+                                               precondition=precondition)
     local_mask = interior
     if peel > 0:
         local_mask = ndi.binary_erosion(interior, structure, iterations=int(peel), border_value=0)

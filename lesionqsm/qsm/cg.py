@@ -20,20 +20,22 @@ def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None, stall_pa
     and rises once the steps start fitting the directions the operator barely represents,
     which is where an early-stopped solve (PDF before a high-pass) should end.
 
-    Returns x, the number of iterations and the final relative residual.
+    Returns x, the number of iterations, the final relative residual and which rule stopped
+    it: ``'tolerance'``, ``'stall'`` or ``'max_iter'`` (a zero right-hand side: ``'tolerance'``).
     """
     x = np.zeros_like(b)
     r = b.copy()
     tmp = np.empty_like(b)
     b_norm = np.sqrt(_dot(b, b, tmp))
     if b_norm == 0:
-        return x, 0, 0.0
+        return x, 0, 0.0, 'tolerance'
     z = precondition(r) if precondition is not None else r
     p = z.copy()
     rz = _dot(r, z, tmp)
     rel = smallest = 1.0
     above = 0
     it = 0
+    stopped_by = 'max_iter'
     for it in range(1, max_iter + 1):  # noqa: B007
         ap = apply_a(p)
         alpha = np.float32(rz / _dot(p, ap, tmp))
@@ -43,14 +45,16 @@ def conjugate_gradient(apply_a, b, *, tol, max_iter, precondition=None, stall_pa
         r -= tmp
         rel = np.sqrt(_dot(r, r, tmp)) / b_norm
         if rel <= tol:
+            stopped_by = 'tolerance'
             break
         above = above + 1 if rel >= smallest else 0
         smallest = min(smallest, rel)
         if stall_patience is not None and above >= stall_patience:
+            stopped_by = 'stall'
             break
         z = precondition(r) if precondition is not None else r
         rz_new = _dot(r, z, tmp)
         p *= np.float32(rz_new / rz)
         p += z
         rz = rz_new
-    return x, it, float(rel)
+    return x, it, float(rel), stopped_by

@@ -72,6 +72,23 @@ def test_pdf_stall_stops_when_there_is_no_background(compact_sources):
             < _relative_error(full, ph.local_field, deep))
 
 
+def test_pdf_stall_at_the_last_allowed_step_is_reported_as_a_stall(compact_sources):
+    """``stopped_by`` comes from the rule that fired, not from the iteration count: a stall at
+    exactly ``max_iter`` is a stall, and one step fewer runs into the cap."""
+    ph = compact_sources
+    kwargs = dict(noise_std=ph.noise_std, tol=0.01, crop=True, return_info=True,
+                  stall_patience=2)
+    _, info = background.pdf(ph.local_field, ph.brain_mask, ph.voxel_size, **kwargs)
+    steps = info['iterations']
+    assert info['stopped_by'] == 'stall'
+    _, at_cap = background.pdf(ph.local_field, ph.brain_mask, ph.voxel_size,
+                               max_iter=steps, **kwargs)
+    assert (at_cap['iterations'], at_cap['stopped_by']) == (steps, 'stall')
+    _, before = background.pdf(ph.local_field, ph.brain_mask, ph.voxel_size,
+                               max_iter=steps - 1, **kwargs)
+    assert before['stopped_by'] == 'max_iter'
+
+
 def test_pdf_stall_leaves_a_converging_solve_alone(compact_sources):
     """With a background 8x the local field the residual falls to the tolerance without a
     stall (3 steps here): the result is bitwise the one without the rule."""
