@@ -307,7 +307,7 @@ def _solve(problem, voxel_size, *, b0_dir, lambda_, lambda_csf, max_gn_iter, gn_
             add_csf_term(chi, b)
         np.negative(b, out=b)
         dx, n_cg, rel, _ = conjugate_gradient(apply_a, b, tol=cg_tol, max_iter=cg_max_iter,
-                                           precondition=precondition)
+                                              precondition=precondition)
         x_norm = float(np.linalg.norm(x))
         ratio = float(np.linalg.norm(dx)) / x_norm if x_norm > 0 else np.inf
         x += dx
