@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_demo_accuracy.py [--preset demo] [--seed 0] [--nprocs 2] [--keep DIR]
+        [--config FILE]
 
 Prints the per-lesion-visit errors of χ_rel (lesion − NAWM, ppb) and of the FLAIR volume
 against the ground truth written by :mod:`lesionqsm.synth`, with their medians, and the wall
@@ -46,6 +47,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--nprocs', type=int, default=2)
     parser.add_argument('--keep', type=Path, help='work in this folder and keep it')
+    parser.add_argument('--config', type=Path,
+                        help="the participant level's --config (JSON of algorithm options)")
     parser.add_argument('--degree', type=int, default=3, help='group model polynomial degree')
     parser.add_argument('--covariates', nargs='*', default=['baseline_volume'],
                         help='group model covariates')
@@ -62,8 +65,9 @@ def main(argv=None):
         generate_cohort(bids, preset=args.preset, seed=args.seed)
     timings['synth'] = time.perf_counter() - start
     start = time.perf_counter()
+    config = ['--config', str(args.config)] if args.config else []
     code = lesionqsm_main([str(bids), str(out), 'participant', '-w', str(work),
-                           '--nprocs', str(args.nprocs), '--skip-bids-validation'])
+                           '--nprocs', str(args.nprocs), '--skip-bids-validation', *config])
     timings['participant'] = time.perf_counter() - start
     if code != 0:
         print(f'participant level failed (exit {code}); see {out}/logs', file=sys.stderr)
