@@ -24,6 +24,7 @@ import nibabel as nib
 import numpy as np
 import scipy.ndimage as ndi
 
+from lesionqsm.lesions.measures import SUPPORT_FRACTION
 from lesionqsm.qsm import medi
 from lesionqsm.qsm.constants import ppm_to_radians
 from lesionqsm.qsm.dipole import forward_field
@@ -38,7 +39,8 @@ def _load(path):
 
 
 def lesion_rois(fractions_file):
-    """{lesion id: ROI} from the chain's lesion fractions (fraction > 0.5), and their union."""
+    """{lesion id: ROI} from the chain's lesion fractions (fraction > 0.5), and where any lesion
+    has support (kept out of every white-matter shell, as in the lesion stage)."""
     img = nib.load(str(fractions_file))
     ids = None
     for extension in img.header.extensions:
@@ -50,10 +52,11 @@ def lesion_rois(fractions_file):
     if fractions.ndim == 3:
         fractions = fractions[..., None]
     rois = {str(i): fractions[..., k] > 0.5 for k, i in enumerate(ids)}
-    return rois, (fractions > 0.05).any(axis=-1)
+    return rois, (fractions > SUPPORT_FRACTION).any(axis=-1)
 
 
 def contrast_ppb(chi_ppm, roi, shell):
+    """Mean χ over ``roi`` minus the mean over ``shell``, ppb (χ in ppm)."""
     return 1000.0 * (float(chi_ppm[roi].mean()) - float(chi_ppm[shell].mean()))
 
 
