@@ -23,7 +23,7 @@ cortex and the skull stay as in an adult) to keep matrices small.
 
 import glob
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import nibabel as nib
 import numpy as np
@@ -341,6 +341,27 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
                               description=description)
 
 
+def slab(phantom, first, stop):
+    """The same head acquired as a slab: slices ``first:stop`` (array axis 2) of every map.
+
+    The echoes keep the field of the whole head, the sources outside the slab included, as a
+    scanner's would; the affine moves to the first kept slice.
+    """
+    kept = (slice(None), slice(None), slice(first, stop))
+    affine = phantom.affine.copy()
+    affine[:3, 3] = phantom.affine[:3, :3] @ np.array([0.0, 0.0, first]) + phantom.affine[:3, 3]
+    return replace(phantom, signal=np.ascontiguousarray(phantom.signal[kept]),
+                   chi=phantom.chi[kept], labels=phantom.labels[kept],
+                   field_ppm=phantom.field_ppm[kept], affine=affine,
+                   description=f'{phantom.description}, slices {first}-{stop - 1} only')
+
+
+def brain_tissue(labels):
+    """True brain tissue of a label map: not outside the head, not dura, bone, scalp or air;
+    lesions included."""
+    return ((labels != OUTSIDE) & (labels < DURA)) | (labels >= LESION_BASE)
+
+
 def _quiet(func, **kwargs):
     """qsm-forward prints its progress; keep the test output readable."""
     import contextlib
@@ -413,7 +434,7 @@ def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
 def scored_tissue(brain_mask, labels):
     """The voxels the NRMSE is taken over: the chain's brain mask ∩ true brain tissue (not
     outside the head, not dura, bone, scalp or air; lesions included)."""
-    return brain_mask & (((labels != OUTSIDE) & (labels < DURA)) | (labels >= LESION_BASE))
+    return brain_mask & brain_tissue(labels)
 
 
 def score(chi_est, chi_mask, brain_mask, phantom, reliable_mask=None):

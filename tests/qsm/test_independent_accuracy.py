@@ -111,3 +111,32 @@ def test_issue_11_targets(chain):
     assert s['max_lesion'] <= 1.0
     assert s['median_juxtacortical'] <= 0.5
     assert s['nrmse'] <= 0.15
+
+
+@pytest.fixture(scope='module')
+def slab_chain(tmp_path_factory):
+    """The 1.5 mm phantom acquired as a slab holding the middle half of the brain's height."""
+    ph = ip.simulate(tmp_path_factory.mktemp('slab'), **ip.TEST_PHANTOMS['1.5mm-3T-skull-snr100'])
+    height = np.flatnonzero(ip.brain_tissue(ph.labels).any(axis=(0, 1)))
+    first = int(height[0] + 0.25 * (height[-1] - height[0]))
+    stop = int(height[0] + 0.75 * (height[-1] - height[0]))
+    cut = ip.slab(ph, first, stop)
+    chi, chi_mask, brain_mask, _, reconstruction = ip.run_chain(cut)
+    return cut, reconstruction, ip.score(chi, chi_mask, brain_mask, cut)
+
+
+def test_brain_cut_by_the_field_of_view(slab_chain):
+    """A slab that cuts the brain at both faces, as a thin clinical slab does (28 slices of
+    1.5 mm; the echoes carry the whole head's field).  The chain says so, and stays accurate:
+    no periodic image of one face reaches the other.  Measured: slope 1.000, median / max
+    lesion |error| 0.24 / 0.80 ppb, NRMSE 0.105, 7 lesions measured (full coverage scored on
+    the same slices: 1.000, 0.27 / 0.96, 0.089).  The median of so few lesions moves with the
+    noise: with noise seed 7 it is 0.63 ppb (full coverage 0.33), max 0.79, NRMSE 0.093, hence
+    its bound of 0.7 ppb."""
+    _, r, s = slab_chain
+    assert any('reaches 2 faces of the field of view (z first, z last)' in w
+               for w in r.warnings)
+    assert 0.98 <= s['slope'] <= 1.02
+    assert s['median_lesion'] <= 0.7
+    assert s['max_lesion'] <= 1.0
+    assert s['nrmse'] <= 0.15
