@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'qsm'))
 import independent_phantom as ip  # noqa: E402
 
 from lesionqsm.qsm import background_methods, medi, vsmv  # noqa: E402
+from lesionqsm.qsm.geometry import b0_direction  # noqa: E402
 from lesionqsm.qsm.pipeline import reconstruct_session  # noqa: E402
 
 LAYERS = (2, 3, 4, 5, 6)
@@ -49,8 +50,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--phantom', default='1.5mm-3T-skull-snr100',
                         choices=sorted(ip.TEST_PHANTOMS))
+    parser.add_argument('--tilt-deg', type=float, default=0.0,
+                        help='oblique acquisition: slices tilted by this angle (degrees)')
     args = parser.parse_args(argv)
-    ph = ip.simulate(tempfile.mkdtemp(prefix='bench_edge_'), **ip.TEST_PHANTOMS[args.phantom])
+    ph = ip.simulate(tempfile.mkdtemp(prefix='bench_edge_'), **ip.TEST_PHANTOMS[args.phantom],
+                     tilt_deg=args.tilt_deg)
     r = reconstruct_session(ph.signal, ph.echo_times, field_strength=ph.field_strength,
                             affine=ph.affine)
     voxel, truth, labels = ph.voxel_size, ph.chi, ph.labels
@@ -62,7 +66,7 @@ def main(argv=None):
                              max_radius_mm=background_methods.EDGE_SMV_MAX_RADIUS_MM,
                              n_spheres=background_methods.EDGE_SMV_SPHERES)
     common = dict(noise_std=r.noise_std, csf_mask=r.csf_mask, field_strength=ph.field_strength,
-                  delta_te=r.delta_te)
+                  delta_te=r.delta_te, b0_dir=b0_direction(ph.affine))
     runs = [('default chain', r.chi_ppm, r.local_mask)]
     chi, info = medi.medi_plus_zero(true_local, mask, r.magnitude, voxel, smv_radius_mm=radius,
                                     **common)

@@ -1,24 +1,58 @@
 """The unit dipole kernel in k-space, and the forward field of a susceptibility map."""
 
+import itertools
 from functools import lru_cache
 
 import numpy as np
 import scipy.fft
 
 
+def _axis_frequencies(n, dx, *, half):
+    """Both readings of one axis's FFT frequencies, cycles/mm: Nyquist as -n/2 and as +n/2.
+
+    For an even ``n`` the Nyquist bin holds -n/2 and +n/2 at once; the two readings differ
+    only there (for an odd ``n``, or a half axis, they are the same array).
+    """
+    freqs = np.fft.rfftfreq(n, d=dx) if half else np.fft.fftfreq(n, d=dx)
+    other = freqs.copy()
+    if n % 2 == 0:
+        nyquist = n // 2
+        other[nyquist] = -freqs[nyquist]
+    return freqs, other
+
+
+def _kernel_values(kx, ky, kz, b0_dir):
+    k_dot_b = kx * b0_dir[0] + ky * b0_dir[1] + kz * b0_dir[2]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return 1.0 / 3.0 - k_dot_b**2 / (kx**2 + ky**2 + kz**2)
+
+
 @lru_cache(maxsize=8)
 def _dipole_kernel_cached(shape, voxel_size, b0_dir, rfft):
-    axes_freqs = []
-    for axis, (n, dx) in enumerate(zip(shape, voxel_size, strict=True)):
-        if rfft and axis == len(shape) - 1:
-            axes_freqs.append(np.fft.rfftfreq(n, d=dx))
-        else:
-            axes_freqs.append(np.fft.fftfreq(n, d=dx))
-    kx, ky, kz = np.meshgrid(*axes_freqs, indexing='ij', sparse=True)
-    k_dot_b = kx * b0_dir[0] + ky * b0_dir[1] + kz * b0_dir[2]
-    k_squared = kx**2 + ky**2 + kz**2
-    with np.errstate(divide='ignore', invalid='ignore'):
-        kernel = 1.0 / 3.0 - k_dot_b**2 / k_squared
+    readings = [_axis_frequencies(n, dx, half=rfft and axis == len(shape) - 1)
+                for axis, (n, dx) in enumerate(zip(shape, voxel_size, strict=True))]
+    kernel = _kernel_values(*np.meshgrid(*[r[0] for r in readings], indexing='ij',
+                                         sparse=True), b0_dir)
+    # A Nyquist bin stands for +k and -k alike.  With B0 oblique to the grid, (k · b0)² differs
+    # between the two, and a kernel that takes one of them is not even on the discrete grid:
+    # the operator x -> IFFT(D FFT(x)) is then not symmetric, and the half spectrum of a real
+    # FFT no longer describes a real result.  So on every Nyquist plane (and their lines and
+    # corner, planes first) the kernel is the mean over the readings; where they agree (B0
+    # along an array axis) it is left exactly as it is.
+    ambiguous = [axis for axis, (a, b) in enumerate(readings) if not np.array_equal(a, b)]
+    for count in range(1, len(ambiguous) + 1):
+        for axes in itertools.combinations(ambiguous, count):
+            at = tuple(slice(n // 2, n // 2 + 1) if axis in axes else slice(None)
+                       for axis, n in enumerate(shape))
+            values = []
+            for signs in itertools.product((0, 1), repeat=count):
+                reading = dict(zip(axes, signs, strict=True))
+                values.append(_kernel_values(*np.meshgrid(
+                    *[r[reading.get(axis, 0)][at[axis]] for axis, r in enumerate(readings)],
+                    indexing='ij', sparse=True), b0_dir))
+            first = values[0]
+            agree = np.all([v == first for v in values], axis=0)
+            kernel[at] = np.where(agree, kernel[at], np.mean(values, axis=0))
     kernel[0, 0, 0] = 0.0
     kernel = kernel.astype(np.float32)
     kernel.setflags(write=False)

@@ -257,7 +257,7 @@ def tissue_maps(voxel_size, *, scale=0.75, air_skull=True, field_strength=3.0):
 
 def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_skull=True,
              peak_snr=100.0, n_echoes=10, first_te=None, delta_te=None, scale=0.75,
-             oversample=1, seed=0):
+             oversample=1, seed=0, tilt_deg=0.0):
     """Simulate one visit with qsm-forward from tissue maps written as NIfTI in ``workdir``.
 
     Parameters
@@ -283,6 +283,10 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
         qsm-forward crops k-space to the acquisition grid (partial volume, Gibbs ringing).
     seed : int
         Noise seed.
+    tilt_deg : float
+        Obliquity of the acquisition, degrees: the slices are tilted about the first array
+        axis, so B0 lies along ``(0, sin, cos)`` of the tilt in array axes; qsm-forward writes
+        the same rotation into the images' affine, as an oblique scan's header has it.
 
     Returns
     -------
@@ -310,7 +314,12 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
     tissue = qsm_forward.TissueParams(root_dir=workdir, chi=names['chi'], M0=names['M0'],
                                       R1=names['R1'], R2star=names['R2star'],
                                       mask=names['mask'], seg=names['seg'])
+    tilt = np.deg2rad(tilt_deg)
+    rotation = np.array([[1.0, 0.0, 0.0],
+                         [0.0, np.cos(tilt), -np.sin(tilt)],
+                         [0.0, np.sin(tilt), np.cos(tilt)]])
     recon = qsm_forward.ReconParams(voxel_size=np.array(voxel_size), B0=field_strength,
+                                    B0_dir=rotation[2],
                                     TEs=echo_times, TR=0.05, flip_angle=15,
                                     peak_snr=peak_snr, random_seed=seed, subject='1')
     bids = os.path.join(workdir, 'bids')
@@ -398,6 +407,13 @@ def run_chain(ph, method=None, options=None):
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
+def b0_direction_of(phantom):
+    """B0 in the phantom's array axes, as the chain reads it from the affine."""
+    from lesionqsm.qsm.geometry import b0_direction
+
+    return b0_direction(phantom.affine)
+
+
 def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
     """The field, inside ``mask``, of the phantom's true χ inside (or outside) ``mask``.
 
@@ -420,13 +436,12 @@ def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
     """
     from lesionqsm.qsm.constants import ppm_to_radians
     from lesionqsm.qsm.dipole import forward_field
-    from lesionqsm.qsm.geometry import b0_direction
 
     if sources not in ('inside', 'outside'):
         raise ValueError(f"sources must be 'inside' or 'outside', got {sources!r}")
     source_region = mask if sources == 'inside' else ~mask
     chi = np.where(source_region, phantom.chi, 0)
-    field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction(phantom.affine))
+    field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction_of(phantom))
     field = ppm_to_radians(field, field_strength=phantom.field_strength, delta_te=delta_te)
     return np.where(mask, field, 0).astype(np.float32)
 
