@@ -35,7 +35,7 @@ from .medi_weights import data_weights, gradient_mask, inside_differences, merit
 from .smv import smv_filter, smv_kernel
 
 #: Bump when the numerical behaviour changes (recorded in the output metadata).
-VERSION = '3'
+VERSION = '4'
 
 #: Voxels kept around the mask's bounding box when the problem is cropped for speed.
 CROP_MARGIN = 12

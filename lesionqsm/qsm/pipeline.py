@@ -26,7 +26,7 @@ from .unwrap import UnwrapOptions, unwrap_field
 
 #: Version of the chain's numerical behaviour, recorded in every Chimap sidecar; bump it when
 #: any step's results change (the workflow's nodes then rerun instead of using their cache).
-ALGORITHM_VERSION = '7'
+ALGORITHM_VERSION = '8'
 
 #: The steps' options classes, in chain order, by attribute of :class:`QSMOptions`.
 STEP_OPTIONS = {
