@@ -35,9 +35,9 @@ def _dipole_kernel_cached(shape, voxel_size, b0_dir, rfft):
                                          sparse=True), b0_dir)
     # A Nyquist bin stands for +k and -k alike.  With B0 oblique to the grid, (k · b0)² differs
     # between the two, and a kernel that takes one of them is not even on the discrete grid:
-    # the operator x -> IFFT(D FFT(x)) is then not symmetric, and the half spectrum of a real
-    # FFT no longer describes a real result.  So on every Nyquist plane (and their lines and
-    # corner, planes first) the kernel is the mean over the readings; where they agree (B0
+    # the field of a real χ comes out complex, and the half-spectrum path, which assumes a
+    # real result, keeps one reading and drops the other.  So on every Nyquist plane (then
+    # their lines and corner) the kernel is the mean over the readings; where they agree (B0
     # along an array axis) it is left exactly as it is.
     ambiguous = [axis for axis, (a, b) in enumerate(readings) if not np.array_equal(a, b)]
     for count in range(1, len(ambiguous) + 1):

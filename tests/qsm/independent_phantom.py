@@ -315,11 +315,8 @@ def simulate(workdir, *, voxel_size=(1.5, 1.5, 1.5), field_strength=3.0, air_sku
                                       R1=names['R1'], R2star=names['R2star'],
                                       mask=names['mask'], seg=names['seg'])
     tilt = np.deg2rad(tilt_deg)
-    rotation = np.array([[1.0, 0.0, 0.0],
-                         [0.0, np.cos(tilt), -np.sin(tilt)],
-                         [0.0, np.sin(tilt), np.cos(tilt)]])
     recon = qsm_forward.ReconParams(voxel_size=np.array(voxel_size), B0=field_strength,
-                                    B0_dir=rotation[2],
+                                    B0_dir=np.array([0.0, np.sin(tilt), np.cos(tilt)]),
                                     TEs=echo_times, TR=0.05, flip_angle=15,
                                     peak_snr=peak_snr, random_seed=seed, subject='1')
     bids = os.path.join(workdir, 'bids')
