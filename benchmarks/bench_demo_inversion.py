@@ -16,7 +16,6 @@ demo's voxel size.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import nibabel as nib
 import numpy as np
 import scipy.ndimage as ndi
 
+from lesionqsm.interfaces.lesions import read_fractions
 from lesionqsm.lesions.measures import SUPPORT_FRACTION
 from lesionqsm.qsm import medi
 from lesionqsm.qsm.constants import ppm_to_radians
@@ -38,21 +38,13 @@ def _load(path):
     return np.asanyarray(nib.load(str(path)).dataobj)
 
 
-def lesion_rois(fractions_file):
+def lesion_rois(fractions_file, reference_img, reference_file):
     """{lesion id: ROI} from the chain's lesion fractions (fraction > 0.5), and where any lesion
     has support (kept out of every white-matter shell, as in the lesion stage)."""
-    img = nib.load(str(fractions_file))
-    ids = None
-    for extension in img.header.extensions:
-        try:
-            ids = json.loads(extension.get_content())['lesion_ids']
-        except (ValueError, KeyError, TypeError):
-            continue
-    fractions = np.asanyarray(img.dataobj)
-    if fractions.ndim == 3:
-        fractions = fractions[..., None]
-    rois = {str(i): fractions[..., k] > 0.5 for k, i in enumerate(ids)}
-    return rois, (fractions > SUPPORT_FRACTION).any(axis=-1)
+    fractions = read_fractions(fractions_file, reference_img, reference_file)
+    rois = {lesion_id: f > 0.5 for lesion_id, f in fractions.items()}
+    support = np.any([f > SUPPORT_FRACTION for f in fractions.values()], axis=0)
+    return rois, support
 
 
 def contrast_ppb(chi_ppm, roi, shell):
@@ -80,14 +72,17 @@ def baseline_visit(root, subject_wf, lambdas):
                                 delta_te=inputs['delta_te'])
     true_field = np.where(mask, true_field, 0).astype(np.float32)
     maps = {'truth': true_chi, 'chain': _load(qsm_wf / 'invert_dipole' / 'chi_ppm.nii')}
+    magnitude = _load(inputs['in_magnitude'])
+    noise_std = _load(inputs['in_noise_std'])
+    csf_mask = _load(inputs['in_csf_mask']) > 0
     for lam in lambdas:
         maps[f'lambda {lam:g}'], _ = medi.medi_plus_zero(
-            true_field, mask, _load(inputs['in_magnitude']), voxel_size, b0_dir=b0_dir,
-            noise_std=_load(inputs['in_noise_std']), csf_mask=_load(inputs['in_csf_mask']) > 0,
-            field_strength=inputs['field_strength'], delta_te=inputs['delta_te'],
-            lambda_=lam)
-    rois, any_lesion = lesion_rois(subject_wf / 'ses_01_lesions_to_baseline'
-                                   / 'lesion_fractions.nii')
+            true_field, mask, magnitude, voxel_size, b0_dir=b0_dir, noise_std=noise_std,
+            csf_mask=csf_mask, field_strength=inputs['field_strength'],
+            delta_te=inputs['delta_te'], lambda_=lam)
+    rois, any_lesion = lesion_rois(
+        subject_wf / 'ses_01_lesions_to_baseline' / 'lesion_fractions.nii', field_img,
+        inputs['in_field'])
     rows = []
     for lesion_id, roi in rois.items():
         distance = ndi.distance_transform_edt(~roi, sampling=voxel_size)
@@ -114,7 +109,7 @@ def main(argv=None):
     print('lesion contrast (ROI - white matter 1-5 mm around), ppb, baseline visits')
     print('subject lesion voxels ' + ' '.join(f'{n:>12s}' for n in names))
     for subject, lesion_id, voxels, *values in rows:
-        print(f'{subject:7s} {lesion_id:>6s} {voxels:6d} '
+        print(f'{subject:7s} {lesion_id:>6d} {voxels:6d} '
               + ' '.join(f'{v:12.2f}' for v in values))
     values = np.array([r[3:] for r in rows])
     print('mean error against the truth: ' + ', '.join(

@@ -404,13 +404,6 @@ def run_chain(ph, method=None, options=None):
     return r.chi_ppm, r.local_mask, r.brain_mask, dict(r.timings), r
 
 
-def b0_direction_of(phantom):
-    """B0 in the phantom's array axes, as the chain reads it from the affine."""
-    from lesionqsm.qsm.geometry import b0_direction
-
-    return b0_direction(phantom.affine)
-
-
 def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
     """The field, inside ``mask``, of the phantom's true χ inside (or outside) ``mask``.
 
@@ -433,12 +426,13 @@ def true_field_rad(phantom, mask, delta_te, *, sources='inside'):
     """
     from lesionqsm.qsm.constants import ppm_to_radians
     from lesionqsm.qsm.dipole import forward_field
+    from lesionqsm.qsm.geometry import b0_direction
 
     if sources not in ('inside', 'outside'):
         raise ValueError(f"sources must be 'inside' or 'outside', got {sources!r}")
     source_region = mask if sources == 'inside' else ~mask
     chi = np.where(source_region, phantom.chi, 0)
-    field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction_of(phantom))
+    field = forward_field(chi, phantom.voxel_size, b0_dir=b0_direction(phantom.affine))
     field = ppm_to_radians(field, field_strength=phantom.field_strength, delta_te=delta_te)
     return np.where(mask, field, 0).astype(np.float32)
 
